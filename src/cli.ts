@@ -1,0 +1,190 @@
+#!/usr/bin/env node
+// berth: the command line. Parses argv, loads the configuration, starts the registry.
+import { parseArgs } from 'node:util';
+import { readFileSync } from 'node:fs';
+import { createApp } from './app.js';
+import { ConfigError, loadConfig, type Config } from './config/load.js';
+import { createLogger } from './log.js';
+
+const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+const MAIN_HELP = `berth ${VERSION} — a container image registry (OCI Distribution API, a drop-in for registry:2)
+
+Usage: berth <command> [options]
+
+Commands:
+  serve [CONFIG]   start the registry (default: 0.0.0.0:5000, data in ./data)
+  gc [CONFIG]      remove blobs and manifests that nothing references (registry offline or read-only)
+  version          print the version
+
+Run 'berth <command> --help' for the options of a command.
+
+Examples:
+  berth serve                                   # registry on :5000 storing under ./data
+  berth serve --config /etc/docker/registry/config.yml
+  REGISTRY_HTTP_ADDR=127.0.0.1:5001 berth serve
+  docker push localhost:5000/web:v1 && curl localhost:5000/v2/_catalog
+`;
+
+const SERVE_HELP = `Usage: berth serve [CONFIG] [options]
+
+Starts the registry. Settings come from, in increasing priority: built-in defaults, the
+config file (registry:2's config.yml format), REGISTRY_* environment variables, and flags.
+
+Options:
+  -c, --config FILE   config file (also the first argument, as with registry:2's 'serve')
+  -a, --addr ADDR     listen address, host:port or :port (http.addr; default 0.0.0.0:5000)
+  -r, --root DIR      data directory (storage.filesystem.rootdirectory; default ./data)
+      --delete        allow DELETE of manifests and blobs (storage.delete.enabled)
+      --read-only     refuse pushes and deletes (storage.maintenance.readonly.enabled)
+      --log-level L   error, warn, info or debug (log.level; default info)
+  -h, --help          show this help
+
+Environment: any config key as REGISTRY_<PATH>, e.g.
+  REGISTRY_HTTP_ADDR=:5000
+  REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=/var/lib/registry
+  REGISTRY_STORAGE_DELETE_ENABLED=true
+  REGISTRY_HTTP_SECRET=...   (required when several processes share one storage)
+
+See docs/configuration.md for every key.
+`;
+
+const GC_HELP = `Usage: berth gc [CONFIG] [options]
+
+Marks every blob that a manifest in any repository references and deletes the rest, like
+registry:2's 'garbage-collect'. Run it while no pushes happen (stop the registry or set it read-only).
+
+Options:
+  -c, --config FILE        config file
+  -r, --root DIR           data directory
+  -d, --dry-run            only report what would be deleted
+  -m, --delete-untagged    also delete manifests that no tag points at
+  -h, --help               show this help
+`;
+
+function fatal(message: string): never {
+  process.stderr.write(`berth: ${message}\n`);
+  process.exit(2);
+}
+
+function configFrom(values: Record<string, unknown>, positionals: string[]): Config {
+  const overrides: Record<string, unknown> = {};
+  if (values.addr) overrides['http.addr'] = values.addr;
+  if (values.root) overrides['storage.filesystem.rootdirectory'] = values.root;
+  if (values.delete) overrides['storage.delete.enabled'] = true;
+  if (values['read-only']) overrides['storage.maintenance.readonly.enabled'] = true;
+  if (values['log-level']) overrides['log.level'] = values['log-level'];
+  const file = (values.config as string | undefined) ?? positionals[0];
+  try {
+    return loadConfig({ file, env: process.env, overrides });
+  } catch (err) {
+    if (err instanceof ConfigError) fatal(`configuration error: ${err.message}`);
+    throw err;
+  }
+}
+
+function listenTarget(config: Config): { port?: number; host?: string; path?: string } {
+  if (config.http.net === 'unix') return { path: config.http.addr };
+  const match = /^(?:\[?([^\]]*)\]?)?:(\d+)$/.exec(config.http.addr);
+  if (!match || Number(match[2]) > 65535) {
+    fatal(`configuration error: http.addr is ${JSON.stringify(config.http.addr)}: use HOST:PORT or :PORT, e.g. 0.0.0.0:5000`);
+  }
+  return { host: match[1] || '0.0.0.0', port: Number(match[2]) };
+}
+
+async function serve(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv, allowPositionals: true, options: {
+      config: { type: 'string', short: 'c' }, addr: { type: 'string', short: 'a' }, root: { type: 'string', short: 'r' },
+      delete: { type: 'boolean' }, 'read-only': { type: 'boolean' }, 'log-level': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(SERVE_HELP);
+    return;
+  }
+  const config = configFrom(values, positionals);
+  const log = createLogger(config);
+  for (const note of config.ignored) log.warn(`configuration: ${note}`);
+  if (config.http.secretGenerated) {
+    log.warn('http.secret is not set: a random one is used; set the same http.secret on every process sharing this storage');
+  }
+  const target = listenTarget(config);
+  const app = createApp(config, log);
+  await app.services.driver.ping().catch((err: Error) => fatal(`storage is not usable: ${err.message}`));
+  app.server.on('error', (err: NodeJS.ErrnoException) => {
+    fatal(err.code === 'EADDRINUSE' ? `${config.http.addr} is already in use: stop the other server or set --addr / REGISTRY_HTTP_ADDR`
+      : `cannot listen on ${config.http.addr}: ${err.message}`);
+  });
+  app.server.listen(target, () => {
+    log.info({ addr: config.http.addr, storage: config.storage.driver, root: config.storage.driver === 'filesystem' ? config.storage.rootDirectory : undefined,
+      delete: config.storage.deleteEnabled, readOnly: config.storage.readOnly, version: VERSION }, 'berth is listening');
+  });
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal, drainMs: config.http.drainTimeoutMs }, 'stopping: finishing requests in flight');
+    app.stop();
+    app.server.close(() => {
+      log.info('stopped');
+      process.exit(0);
+    });
+    app.server.closeIdleConnections();
+    setTimeout(() => {
+      log.warn('drain timeout reached; closing remaining connections');
+      app.server.closeAllConnections();
+      process.exit(0);
+    }, config.http.drainTimeoutMs).unref();
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+async function gc(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv, allowPositionals: true, options: {
+      config: { type: 'string', short: 'c' }, root: { type: 'string', short: 'r' },
+      'dry-run': { type: 'boolean', short: 'd' }, 'delete-untagged': { type: 'boolean', short: 'm' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(GC_HELP);
+    return;
+  }
+  const config = configFrom(values, positionals);
+  const log = createLogger(config);
+  const { createServices } = await import('./app.js');
+  const { collectGarbage } = await import('./registry/gc.js');
+  const services = createServices(config);
+  const result = await collectGarbage(services.driver, {
+    dryRun: !!values['dry-run'], deleteUntagged: !!values['delete-untagged'],
+    onDelete: (what, detail) => log.info(detail, `${values['dry-run'] ? 'would delete' : 'deleted'} ${what}`),
+  });
+  log.info(result, values['dry-run'] ? 'garbage collection (dry run) done' : 'garbage collection done');
+}
+
+async function main(): Promise<void> {
+  const [command, ...rest] = process.argv.slice(2);
+  switch (command) {
+    case 'serve': return serve(rest);
+    case 'gc': case 'garbage-collect': return gc(rest);
+    case 'version': case '--version': case '-v':
+      process.stdout.write(`berth ${VERSION}\n`);
+      return;
+    case undefined: case 'help': case '--help': case '-h':
+      process.stdout.write(MAIN_HELP);
+      return;
+    default:
+      process.stderr.write(`berth: unknown command ${JSON.stringify(command)}\n\n${MAIN_HELP}`);
+      process.exit(2);
+  }
+}
+
+main().catch((err: Error) => {
+  if ((err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) fatal(`${err.message} (see --help)`);
+  process.stderr.write(`berth: ${err.stack ?? err.message}\n`);
+  process.exit(1);
+});

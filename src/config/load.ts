@@ -1,0 +1,234 @@
+// Loads the configuration: defaults, then the YAML file, then REGISTRY_* environment variables,
+// then command-line flags. Every value is checked against the schema; a mistake stops startup
+// with the key's path and what to write instead.
+import { readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { parse as parseYaml } from 'yaml';
+import { SCHEMA, type Spec } from './schema.js';
+
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+
+export interface Config {
+  log: { level: LogLevel; formatter: 'text' | 'json' | 'logstash'; fields: Record<string, unknown>; accessLog: boolean };
+  storage: {
+    driver: 'filesystem' | 'inmemory';
+    rootDirectory: string;
+    deleteEnabled: boolean;
+    readOnly: boolean;
+    uploadPurging: { enabled: boolean; ageMs: number; intervalMs: number; dryRun: boolean };
+  };
+  http: {
+    addr: string;
+    net: 'tcp' | 'unix';
+    prefix: string;
+    host: string;
+    secret: string;
+    secretGenerated: boolean;
+    relativeUrls: boolean;
+    drainTimeoutMs: number;
+    headers: Record<string, string[]>;
+  };
+  /** Keys accepted for compatibility but not acted on, with the reason (logged at startup). */
+  ignored: string[];
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+type Tree = Record<string, unknown>;
+
+export interface LoadOptions {
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Dotted-path overrides from command-line flags, e.g. {"http.addr": "127.0.0.1:5000"}. */
+  overrides?: Record<string, unknown>;
+}
+
+export function loadConfig(options: LoadOptions = {}): Config {
+  let tree: Tree = {};
+  if (options.file) {
+    let text: string;
+    try {
+      text = readFileSync(options.file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`cannot read config file ${options.file}: ${(err as Error).message}`);
+    }
+    try {
+      tree = (parseYaml(text) as Tree | null) ?? {};
+    } catch (err) {
+      throw new ConfigError(`config file ${options.file} is not valid YAML: ${(err as Error).message}`);
+    }
+    if (typeof tree !== 'object' || Array.isArray(tree)) throw new ConfigError(`config file ${options.file} must hold a YAML mapping`);
+  }
+  const warnings: string[] = [];
+  for (const [key, value] of Object.entries(options.env ?? {})) {
+    if (!key.startsWith('REGISTRY_') || value === undefined) continue;
+    const path = envPath(key.slice('REGISTRY_'.length).toLowerCase().split('_'), SCHEMA);
+    if (!path) {
+      warnings.push(`environment variable ${key} matches no configuration key; ignored`);
+      continue;
+    }
+    setPath(tree, path, parseScalar(value));
+  }
+  for (const [dotted, value] of Object.entries(options.overrides ?? {})) setPath(tree, dotted.split('.'), value);
+  return build(tree, warnings);
+}
+
+/** Maps REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY's words onto schema keys. */
+function envPath(words: string[], spec: Spec): string[] | undefined {
+  if (words.length === 0) return spec.kind === 'object' ? undefined : [];
+  if (spec.kind === 'map') return [words.join('_')];
+  if (spec.kind === 'ignored') return [words.join('_')];
+  if (spec.kind !== 'object') return undefined;
+  for (let n = words.length; n >= 1; n--) {
+    const key = words.slice(0, n).join('_');
+    const child = spec.fields[key];
+    if (!child) continue;
+    const rest = envPath(words.slice(n), child);
+    if (rest) return [key, ...rest];
+  }
+  return undefined;
+}
+
+function parseScalar(value: string): unknown {
+  try {
+    return parseYaml(value) ?? '';
+  } catch {
+    return value;
+  }
+}
+
+function setPath(tree: Tree, path: string[], value: unknown): void {
+  let node = tree;
+  for (const key of path.slice(0, -1)) {
+    if (typeof node[key] !== 'object' || node[key] === null) node[key] = {};
+    node = node[key] as Tree;
+  }
+  node[path[path.length - 1]!] = value;
+}
+
+/** Checks `tree` against the schema and fills in defaults. */
+function normalise(value: unknown, spec: Spec, path: string, ignored: string[]): unknown {
+  const where = path || 'the top level';
+  switch (spec.kind) {
+    case 'object': {
+      if (value === undefined || value === null) value = {};
+      if (typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(`${where} must be a mapping`);
+      const out: Tree = {};
+      for (const key of Object.keys(value as Tree)) {
+        if (!(key in spec.fields)) {
+          const known = Object.keys(spec.fields).join(', ');
+          throw new ConfigError(`unknown configuration key ${path ? `${path}.` : ''}${key}: remove it or use one of ${known}`);
+        }
+      }
+      for (const [key, child] of Object.entries(spec.fields)) {
+        out[key] = normalise((value as Tree)[key], child, path ? `${path}.${key}` : key, ignored);
+      }
+      return out;
+    }
+    case 'string': {
+      if (value === undefined || value === null) return spec.default;
+      if (typeof value === 'number' || typeof value === 'boolean') value = String(value);
+      if (typeof value !== 'string') throw new ConfigError(`${path} must be a string`);
+      if (spec.oneOf && !spec.oneOf.includes(value)) {
+        throw new ConfigError(`${path} is ${JSON.stringify(value)}: use one of ${spec.oneOf.join(', ')}`);
+      }
+      return value;
+    }
+    case 'bool': {
+      if (value === undefined || value === null) return spec.default;
+      if (value === 'true' || value === 'false') value = value === 'true';
+      if (typeof value !== 'boolean') throw new ConfigError(`${path} is ${JSON.stringify(value)}: use true or false`);
+      return value;
+    }
+    case 'int': {
+      if (value === undefined || value === null) return spec.default;
+      const n = typeof value === 'string' ? Number(value) : value;
+      if (typeof n !== 'number' || !Number.isInteger(n) || (spec.min !== undefined && n < spec.min)) {
+        throw new ConfigError(`${path} is ${JSON.stringify(value)}: use a whole number${spec.min !== undefined ? ` of at least ${spec.min}` : ''}`);
+      }
+      return n;
+    }
+    case 'duration': {
+      const text = value === undefined || value === null ? spec.default : value;
+      if (text === undefined) return undefined;
+      const ms = parseDuration(text);
+      if (ms === undefined) throw new ConfigError(`${path} is ${JSON.stringify(value)}: use a duration such as 30s, 10m or 168h`);
+      return ms;
+    }
+    case 'map': {
+      if (value === undefined || value === null) return {};
+      if (typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(`${path} must be a mapping`);
+      return value;
+    }
+    case 'ignored': {
+      if (value !== undefined && value !== null) ignored.push(`${path}: ${spec.why}`);
+      return undefined;
+    }
+  }
+}
+
+/** Go-style durations ("1h30m", "10s", "500ms"); a bare number counts as nanoseconds, as in Go. */
+export function parseDuration(value: unknown): number | undefined {
+  if (typeof value === 'number') return value >= 0 ? value / 1e6 : undefined;
+  if (typeof value !== 'string') return undefined;
+  const units: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g;
+  let total = 0;
+  let consumed = 0;
+  for (const match of value.matchAll(re)) {
+    if (match.index !== consumed) return undefined;
+    total += Number(match[1]) * units[match[2]!]!;
+    consumed += match[0].length;
+  }
+  return consumed === value.length && consumed > 0 ? total : value === '0' ? 0 : undefined;
+}
+
+function build(tree: Tree, warnings: string[]): Config {
+  const storageTree = (tree.storage ?? {}) as Tree;
+  const drivers = Object.keys(storageTree).filter((k) => !['delete', 'maintenance', 'cache', 'redirect', 'tag'].includes(k));
+  for (const driver of drivers) {
+    if (driver !== 'filesystem' && driver !== 'inmemory') {
+      throw new ConfigError(`storage driver ${driver} is not supported: use storage.filesystem (default) or storage.inmemory`);
+    }
+  }
+  if (drivers.length > 1) throw new ConfigError(`storage names ${drivers.join(' and ')}: configure exactly one storage driver`);
+  const ignored: string[] = [...warnings];
+  const t = normalise(tree, SCHEMA, '', ignored) as any; // shape guaranteed by SCHEMA
+  const headers: Record<string, string[]> = {};
+  for (const [name, value] of Object.entries(t.http.headers as Tree)) {
+    headers[name] = (Array.isArray(value) ? value : [value]).map(String);
+  }
+  const secret = t.http.secret as string;
+  return {
+    log: { level: t.log.level, formatter: t.log.formatter, fields: t.log.fields, accessLog: !t.log.accesslog.disabled },
+    storage: {
+      driver: drivers[0] === 'inmemory' ? 'inmemory' : 'filesystem',
+      rootDirectory: t.storage.filesystem.rootdirectory ?? './data',
+      deleteEnabled: t.storage.delete.enabled,
+      readOnly: t.storage.maintenance.readonly.enabled,
+      uploadPurging: {
+        enabled: t.storage.maintenance.uploadpurging.enabled,
+        ageMs: t.storage.maintenance.uploadpurging.age,
+        intervalMs: t.storage.maintenance.uploadpurging.interval,
+        dryRun: t.storage.maintenance.uploadpurging.dryrun,
+      },
+    },
+    http: {
+      addr: t.http.addr,
+      net: t.http.net,
+      prefix: (t.http.prefix as string).replace(/\/+$/, ''),
+      host: (t.http.host as string).replace(/\/+$/, ''),
+      secret: secret || randomBytes(32).toString('hex'),
+      secretGenerated: !secret,
+      relativeUrls: t.http.relativeurls,
+      drainTimeoutMs: t.http.draintimeout,
+      headers,
+    },
+    ignored,
+  };
+}

@@ -1,0 +1,70 @@
+// The configuration schema: registry:2's config.yml keys, each with its type and default.
+// Keys registry:2 knows but Berth does not act on are accepted (with a warning) so that an
+// existing config file starts; keys nobody knows stop startup with the path and the fix.
+
+export type Spec =
+  | { kind: 'object'; fields: Record<string, Spec> }
+  | { kind: 'string'; default?: string; oneOf?: readonly string[] }
+  | { kind: 'bool'; default?: boolean }
+  | { kind: 'int'; default?: number; min?: number }
+  | { kind: 'duration'; default?: string }
+  | { kind: 'map' }
+  | { kind: 'ignored'; why: string };
+
+const obj = (fields: Record<string, Spec>): Spec => ({ kind: 'object', fields });
+const str = (defaultValue?: string, oneOf?: readonly string[]): Spec => ({ kind: 'string', default: defaultValue, oneOf });
+const bool = (defaultValue?: boolean): Spec => ({ kind: 'bool', default: defaultValue });
+const int = (defaultValue?: number, min?: number): Spec => ({ kind: 'int', default: defaultValue, min });
+const duration = (defaultValue?: string): Spec => ({ kind: 'duration', default: defaultValue });
+const map: Spec = { kind: 'map' };
+const ignored = (why: string): Spec => ({ kind: 'ignored', why });
+
+export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
+
+export const SCHEMA: Spec = obj({
+  version: str('0.1', ['0.1']),
+  loglevel: ignored('deprecated in registry:2; use log.level'),
+  log: obj({
+    level: str('info', LOG_LEVELS),
+    formatter: str('json', ['text', 'json', 'logstash']),
+    fields: map,
+    accesslog: obj({ disabled: bool(false) }),
+    hooks: ignored('log hooks (mail alerts) are not supported'),
+    reportcaller: bool(false),
+  }),
+  storage: obj({
+    filesystem: obj({ rootdirectory: str(), maxthreads: int(100, 25) }),
+    inmemory: map,
+    delete: obj({ enabled: bool(false) }),
+    maintenance: obj({
+      uploadpurging: obj({ enabled: bool(true), age: duration('168h'), interval: duration('24h'), dryrun: bool(false) }),
+      readonly: obj({ enabled: bool(false) }),
+    }),
+    cache: ignored('Berth keeps its own small in-memory caches'),
+    redirect: ignored('the filesystem driver serves blobs directly'),
+    tag: ignored('tag lookup concurrency is managed by Berth'),
+  }),
+  http: obj({
+    addr: str('0.0.0.0:5000'),
+    net: str('tcp', ['tcp', 'unix']),
+    prefix: str(''),
+    host: str(''),
+    secret: str(''),
+    relativeurls: bool(false),
+    draintimeout: duration('10s'),
+    headers: map,
+    http2: ignored('HTTP/2 is available with TLS'),
+    h2c: ignored('cleartext HTTP/2 is not supported'),
+    tls: ignored('TLS comes with the access-control configuration'),
+    debug: ignored('the debug listener comes with the operations configuration'),
+  }),
+  validation: ignored('manifests are always validated; foreign layer URLs are accepted as pushed'),
+  auth: ignored('authentication comes with the access-control configuration'),
+  notifications: ignored('notifications come with the operations configuration'),
+  health: ignored('health checks come with the operations configuration'),
+  middleware: ignored('middleware is not supported'),
+  reporting: ignored('error reporting services are not supported'),
+  redis: ignored('Berth needs no Redis cache'),
+  proxy: ignored('pull-through caching is not supported yet'),
+  compatibility: ignored('schema1 manifests are not accepted'),
+});

@@ -1,0 +1,67 @@
+// GET / HEAD / DELETE /v2/<name>/blobs/<digest>
+import { pipeline } from 'node:stream/promises';
+import { RegistryError } from '../../registry/errors.js';
+import { parseDigest } from '../../registry/names.js';
+import { send, type RequestContext } from '../context.js';
+
+/** Parses a single `bytes=` range against a blob's size; undefined means "the whole blob". */
+export function parseRange(header: string | undefined, size: number): { start: number; end: number } | undefined {
+  if (!header) return undefined;
+  const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  const unsatisfiable = () => new RegistryError('RANGE_INVALID',
+    `range ${JSON.stringify(header.slice(0, 100))} cannot be served from a blob of ${size} bytes; ask for bytes=START-END within it`)
+    .withHeaders({ 'Content-Range': `bytes */${size}` });
+  if (!match) {
+    if (/^bytes=/.test(header.trim())) throw unsatisfiable(); // multiple or malformed byte ranges
+    return undefined; // other units are ignored, as HTTP allows
+  }
+  const [, from, to] = match;
+  let start: number;
+  let end: number;
+  if (from === '' && to === '') throw unsatisfiable();
+  if (from === '') { // suffix: the last N bytes
+    const n = Number(to);
+    if (n === 0) throw unsatisfiable();
+    start = Math.max(size - n, 0);
+    end = size - 1;
+  } else {
+    start = Number(from);
+    end = to === '' ? size - 1 : Math.min(Number(to), size - 1);
+    if (to !== '' && Number(to) < start) throw unsatisfiable();
+  }
+  if (start >= size) throw unsatisfiable();
+  return { start, end };
+}
+
+export async function getBlob(ctx: RequestContext): Promise<void> {
+  const digest = parseDigest(ctx.param);
+  const { size } = await ctx.services.blobs.stat(ctx.name, digest);
+  const range = parseRange(ctx.req.headers.range, size);
+  const headers: Record<string, string | number> = {
+    'Content-Type': 'application/octet-stream',
+    'Docker-Content-Digest': digest.toString(),
+    'Accept-Ranges': 'bytes',
+    'Cache-Control': 'max-age=31536000',
+    ETag: `"${digest}"`,
+  };
+  if (range) {
+    headers['Content-Range'] = `bytes ${range.start}-${range.end}/${size}`;
+    headers['Content-Length'] = range.end - range.start + 1;
+  } else {
+    headers['Content-Length'] = size;
+  }
+  const status = range ? 206 : 200;
+  if (ctx.req.method === 'HEAD' || size === 0) {
+    send(ctx, status, headers);
+    return;
+  }
+  const reader = await ctx.services.blobs.open(digest, range?.start, range?.end);
+  ctx.res.writeHead(status, headers);
+  await pipeline(reader, ctx.res);
+}
+
+export async function deleteBlob(ctx: RequestContext): Promise<void> {
+  const digest = parseDigest(ctx.param);
+  await ctx.services.blobs.unlink(ctx.name, digest);
+  send(ctx, 202, { 'Content-Length': 0, 'Docker-Content-Digest': digest.toString() });
+}

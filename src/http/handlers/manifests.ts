@@ -1,0 +1,57 @@
+// GET / HEAD / PUT / DELETE /v2/<name>/manifests/<tag or digest>
+import { RegistryError } from '../../registry/errors.js';
+import { acceptsMediaType } from '../../registry/manifests.js';
+import { looksLikeDigest, parseDigest, validateTag } from '../../registry/names.js';
+import { send, type RequestContext } from '../context.js';
+
+export async function getManifest(ctx: RequestContext): Promise<void> {
+  const manifest = await ctx.services.manifests.get(ctx.name, ctx.param);
+  const accept = ctx.req.headers.accept;
+  if (!acceptsMediaType(accept, manifest.mediaType)) {
+    throw new RegistryError('MANIFEST_UNKNOWN',
+      `manifest ${ctx.param} is ${manifest.mediaType}, which the Accept header (${accept}) does not list; add it to Accept`);
+  }
+  send(ctx, 200, {
+    'Content-Type': manifest.mediaType,
+    'Content-Length': manifest.content.length,
+    'Docker-Content-Digest': manifest.digest.toString(),
+    ETag: `"${manifest.digest}"`,
+  }, manifest.content);
+}
+
+export async function putManifest(ctx: RequestContext): Promise<void> {
+  const content = await readLimited(ctx, ctx.services.manifests.maxSize);
+  const result = await ctx.services.manifests.put(ctx.name, ctx.param, content, ctx.req.headers['content-type']);
+  ctx.services.catalog.add(ctx.name);
+  const headers: Record<string, string | number> = {
+    Location: `${ctx.base}/v2/${ctx.name}/manifests/${result.digest}`,
+    'Docker-Content-Digest': result.digest.toString(),
+    'Content-Length': 0,
+  };
+  if (result.subject) headers['OCI-Subject'] = result.subject.toString();
+  send(ctx, 201, headers);
+}
+
+export async function deleteManifest(ctx: RequestContext): Promise<void> {
+  if (looksLikeDigest(ctx.param)) {
+    await ctx.services.manifests.delete(ctx.name, parseDigest(ctx.param));
+  } else {
+    await ctx.services.tags.remove(ctx.name, validateTag(ctx.param));
+  }
+  send(ctx, 202, { 'Content-Length': 0 });
+}
+
+/** Reads a request body into memory, refusing more than `limit` bytes. */
+async function readLimited(ctx: RequestContext, limit: number): Promise<Buffer> {
+  const declared = Number(ctx.req.headers['content-length'] ?? 0);
+  const tooLarge = () => new RegistryError('MANIFEST_TOO_LARGE', `manifest exceeds the ${limit}-byte limit`);
+  if (declared > limit) throw tooLarge();
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
+    total += chunk.length;
+    if (total > limit) throw tooLarge();
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}

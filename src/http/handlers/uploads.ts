@@ -1,0 +1,90 @@
+// POST /v2/<name>/blobs/uploads/ and GET / PATCH / PUT / DELETE /v2/<name>/blobs/uploads/<id>
+import { RegistryError } from '../../registry/errors.js';
+import { parseDigest, validateName } from '../../registry/names.js';
+import { rangeHeader, type UploadRange, type UploadStatus } from '../../registry/uploads.js';
+import { hasBody, send, type RequestContext } from '../context.js';
+
+function uploadHeaders(ctx: RequestContext, upload: UploadStatus): Record<string, string | number> {
+  return {
+    Location: `${ctx.base}/v2/${ctx.name}/blobs/uploads/${upload.id}?_state=${encodeURIComponent(upload.state)}`,
+    Range: rangeHeader(upload.size),
+    'Docker-Upload-UUID': upload.id,
+    'Content-Length': 0,
+  };
+}
+
+function created(ctx: RequestContext, digest: string): void {
+  send(ctx, 201, {
+    Location: `${ctx.base}/v2/${ctx.name}/blobs/${digest}`,
+    'Docker-Content-Digest': digest,
+    'Content-Length': 0,
+  });
+}
+
+/** Content-Range of a PATCH: "start-end", also accepting the "bytes start-end/total" form. */
+function parseContentRange(header: string | undefined): UploadRange | undefined {
+  if (header === undefined) return undefined;
+  const match = /^(?:bytes[ =])?(\d+)-(\d+)(?:\/(?:\d+|\*))?$/.exec(header.trim());
+  if (!match || Number(match[2]) < Number(match[1])) {
+    throw new RegistryError('RANGE_INVALID', `Content-Range ${JSON.stringify(header.slice(0, 100))} is not START-END`);
+  }
+  return { start: Number(match[1]), end: Number(match[2]) };
+}
+
+export async function startUpload(ctx: RequestContext): Promise<void> {
+  const { blobs, uploads } = ctx.services;
+  const mount = ctx.query.get('mount');
+  const from = ctx.query.get('from');
+  if (mount) {
+    const digest = parseDigest(mount);
+    // Mount from a named repository, or by digest alone when the content is already stored.
+    const source = from ? validateName(from) : undefined;
+    const available = source ? await blobs.isLinked(source, digest) && !!(await blobs.statGlobal(digest))
+      : !!(await blobs.statGlobal(digest));
+    if (available) {
+      await blobs.link(ctx.name, digest);
+      created(ctx, digest.toString());
+      return;
+    }
+  }
+  const digestParam = ctx.query.get('digest');
+  if (digestParam) {
+    const digest = parseDigest(digestParam);
+    const upload = await uploads.start(ctx.name);
+    try {
+      await uploads.complete(ctx.name, upload.id, digest, ctx.req);
+    } catch (err) {
+      await uploads.cancel(ctx.name, upload.id).catch(() => undefined);
+      throw err;
+    }
+    created(ctx, digest.toString());
+    return;
+  }
+  const upload = await uploads.start(ctx.name);
+  send(ctx, 202, uploadHeaders(ctx, upload));
+}
+
+export async function uploadStatus(ctx: RequestContext): Promise<void> {
+  const upload = await ctx.services.uploads.status(ctx.name, ctx.param, ctx.query.get('_state') ?? undefined);
+  send(ctx, 204, uploadHeaders(ctx, upload));
+}
+
+export async function patchUpload(ctx: RequestContext): Promise<void> {
+  const range = parseContentRange(ctx.req.headers['content-range']);
+  const upload = await ctx.services.uploads.append(ctx.name, ctx.param, ctx.req, range, ctx.query.get('_state') ?? undefined);
+  send(ctx, 202, uploadHeaders(ctx, upload));
+}
+
+export async function finishUpload(ctx: RequestContext): Promise<void> {
+  const digestParam = ctx.query.get('digest');
+  if (!digestParam) throw new RegistryError('DIGEST_INVALID', 'PUT of an upload needs ?digest=<algorithm>:<hex> of the whole blob');
+  const digest = parseDigest(digestParam);
+  const state = ctx.query.get('_state') ?? undefined;
+  await ctx.services.uploads.complete(ctx.name, ctx.param, digest, hasBody(ctx) ? ctx.req : undefined, state);
+  created(ctx, digest.toString());
+}
+
+export async function cancelUpload(ctx: RequestContext): Promise<void> {
+  await ctx.services.uploads.cancel(ctx.name, ctx.param, ctx.query.get('_state') ?? undefined);
+  send(ctx, 204, { 'Content-Length': 0 });
+}

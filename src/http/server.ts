@@ -1,0 +1,144 @@
+// The HTTP front: matches a request against the route table, applies the registry-wide rules
+// (name grammar, read-only mode, deletes), runs the handler and turns every failure into the
+// OCI error JSON. One access-log line per request.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { Services } from '../app.js';
+import type { Config } from '../config/load.js';
+import { RegistryError, RegistryErrors } from '../registry/errors.js';
+import { validateName } from '../registry/names.js';
+import type { RequestContext } from './context.js';
+import { ROUTES, type Route } from './routes.js';
+
+const API_VERSION_HEADER = ['Docker-Distribution-API-Version', 'registry/2.0'] as const;
+
+export function createRegistryServer(services: Services, config: Config, log: Logger): Server {
+  const fixedHeaders: [string, string | string[]][] = [
+    [API_VERSION_HEADER[0], API_VERSION_HEADER[1]],
+    ...Object.entries(config.http.headers),
+  ];
+  const server = createServer({
+    requestTimeout: 0, // a layer upload may legitimately take many minutes
+    headersTimeout: 60_000,
+    keepAliveTimeout: 65_000,
+  }, (req, res) => {
+    const started = process.hrtime.bigint();
+    for (const [name, value] of fixedHeaders) res.setHeader(name, value);
+    res.on('finish', () => {
+      if (!config.log.accessLog) return;
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      log.info({
+        method: req.method, path: req.url?.split('?')[0], status: res.statusCode,
+        bytesIn: Number(req.headers['content-length'] ?? 0) || undefined,
+        bytesOut: Number(res.getHeader('content-length') ?? 0) || undefined,
+        ms: Math.round(ms * 100) / 100, remote: req.socket.remoteAddress,
+      }, 'request');
+    });
+    dispatch(req, res, services, config, log).catch((err) => fail(res, err, log));
+  });
+  // Clients probe a plain-HTTP port with a TLS ClientHello first; answer 400 and move on.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    log.debug({ err: err.message, code: err.code }, 'malformed request on the connection');
+    if (socket.writable && !socket.destroyed) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    else socket.destroy();
+  });
+  return server;
+}
+
+async function dispatch(req: IncomingMessage, res: ServerResponse, services: Services, config: Config, log: Logger): Promise<void> {
+  const rawUrl = req.url ?? '/';
+  const queryAt = rawUrl.indexOf('?');
+  let path = queryAt === -1 ? rawUrl : rawUrl.slice(0, queryAt);
+  const query = new URLSearchParams(queryAt === -1 ? '' : rawUrl.slice(queryAt + 1));
+  const prefix = config.http.prefix;
+  if (prefix) {
+    if (path !== prefix && !path.startsWith(`${prefix}/`)) throw notFound();
+    path = path.slice(prefix.length) || '/';
+  }
+  if (path === '/v2') {
+    res.writeHead(301, { Location: `${prefix}/v2/`, 'Content-Length': 0 }).end();
+    return;
+  }
+  const [route, match] = findRoute(path);
+  if (!route || !match) throw notFound();
+  const method = route.methods[req.method ?? ''];
+  if (!method) {
+    res.setHeader('Allow', Object.keys(route.methods).join(', '));
+    throw new RegistryError('UNSUPPORTED', `${req.method} is not allowed on ${route.name}; use ${Object.keys(route.methods).join(', ')}`);
+  }
+  const name = match[1] === undefined ? '' : validateName(match[1]);
+  let param = match[2] ?? '';
+  try {
+    param = decodeURIComponent(param);
+  } catch {
+    throw new RegistryError('UNSUPPORTED', 'the path holds malformed percent-encoding', undefined, 400);
+  }
+  if (method.effect !== 'read' && config.storage.readOnly) {
+    throw new RegistryError('UNSUPPORTED', 'the registry is in read-only mode (storage.maintenance.readonly.enabled)');
+  }
+  if (method.effect === 'delete' && !config.storage.deleteEnabled) {
+    throw new RegistryError('UNSUPPORTED', 'deletes are disabled; set storage.delete.enabled: true (REGISTRY_STORAGE_DELETE_ENABLED=true) to allow them');
+  }
+  const ctx: RequestContext = { req, res, name, param, query, services, config, log, base: baseUrl(req, config) };
+  await method.handler(ctx);
+}
+
+function findRoute(path: string): [Route | undefined, RegExpExecArray | undefined] {
+  for (const route of ROUTES) {
+    const match = route.pattern.exec(path);
+    if (match) return [route, match];
+  }
+  return [undefined, undefined];
+}
+
+/** Where Location headers point: http.host, or the request's own host, unless relative URLs are asked for. */
+function baseUrl(req: IncomingMessage, config: Config): string {
+  if (config.http.relativeUrls) return config.http.prefix;
+  if (config.http.host) return config.http.host + config.http.prefix;
+  const forwardedProto = header(req, 'x-forwarded-proto');
+  const proto = forwardedProto ?? ((req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http');
+  const host = header(req, 'x-forwarded-host') ?? req.headers.host ?? 'localhost';
+  return `${proto}://${host}${config.http.prefix}`;
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return (Array.isArray(value) ? value[0] : value)?.split(',')[0]?.trim() || undefined;
+}
+
+function notFound(): RegistryError {
+  return new RegistryError('UNSUPPORTED', 'no such endpoint in the registry API (see /v2/)', undefined, 404);
+}
+
+/** Serialises a failure as the OCI error JSON; anything that is not a RegistryError is a bug (500). */
+function fail(res: ServerResponse, err: unknown, log: Logger): void {
+  let errors: RegistryError[];
+  if (err instanceof RegistryErrors) errors = err.errors;
+  else if (err instanceof RegistryError) errors = [err];
+  else if (isClientGone(err)) {
+    res.destroy();
+    return;
+  } else {
+    log.error({ err }, 'internal error');
+    errors = [new RegistryError('UNKNOWN', 'internal error; see the registry log')];
+  }
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const status = errors[0]!.status;
+  for (const e of errors) for (const [k, v] of Object.entries(e.headers)) res.setHeader(k, v);
+  const body = Buffer.from(JSON.stringify({
+    errors: errors.map((e) => ({ code: e.code, message: e.message, detail: e.detail ?? {} })),
+  }));
+  // A body we did not read would otherwise be drained; close instead of reading a large upload.
+  if (!res.req.complete) res.setHeader('Connection', 'close');
+  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': body.length });
+  res.end(res.req.method === 'HEAD' ? undefined : body);
+}
+
+function isClientGone(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'EPIPE' || code === 'ECONNABORTED';
+}

@@ -1,0 +1,93 @@
+// Blobs: content-addressed data shared by every repository, reachable from a repository only
+// through its link files (which gives deduplication and cross-repository mounts for free).
+import type { Readable } from 'node:stream';
+import { isNotFound, type StorageDriver } from '../storage/driver.js';
+import { RegistryError } from './errors.js';
+import { parseDigest, type Digest } from './names.js';
+import { paths } from './paths.js';
+
+export interface BlobDescriptor {
+  digest: Digest;
+  size: number;
+}
+
+export class BlobStore {
+  constructor(private readonly driver: StorageDriver) {}
+
+  /** Size of a blob linked into `name`; BLOB_UNKNOWN when it is not. */
+  async stat(name: string, digest: Digest): Promise<BlobDescriptor> {
+    if (!(await this.isLinked(name, digest))) throw blobUnknown(digest);
+    return this.statGlobal(digest).then((d) => d ?? Promise.reject(blobUnknown(digest)));
+  }
+
+  /** The blob's descriptor if its content is stored, whatever repository links it. */
+  async statGlobal(digest: Digest): Promise<BlobDescriptor | undefined> {
+    try {
+      const info = await this.driver.stat(paths.blobData(digest));
+      return { digest, size: info.size };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async isLinked(name: string, digest: Digest): Promise<boolean> {
+    return readLink(this.driver, paths.layerLink(name, digest)).then((linked) => linked?.toString() === digest.toString());
+  }
+
+  /** Streams bytes [start, end] of a linked blob. */
+  async open(digest: Digest, start?: number, end?: number): Promise<Readable> {
+    try {
+      return await this.driver.reader(paths.blobData(digest), start, end);
+    } catch (err) {
+      if (isNotFound(err)) throw blobUnknown(digest);
+      throw err;
+    }
+  }
+
+  async link(name: string, digest: Digest): Promise<void> {
+    await this.driver.putContent(paths.layerLink(name, digest), digest.toString());
+  }
+
+  async unlink(name: string, digest: Digest): Promise<void> {
+    if (!(await this.isLinked(name, digest))) throw blobUnknown(digest);
+    await this.driver.delete(paths.layerLink(name, digest).replace(/\/link$/, ''));
+  }
+
+  /**
+   * Makes the file at `source` (fully written, digest verified) the content of `digest`, by one
+   * atomic move. When the content is already stored, the duplicate is simply dropped.
+   */
+  async commit(source: string, digest: Digest): Promise<void> {
+    if (await this.statGlobal(digest)) {
+      await this.driver.delete(source);
+      return;
+    }
+    await this.driver.move(source, paths.blobData(digest));
+  }
+
+  /** Stores small content (a manifest) under its digest. */
+  async putSmall(digest: Digest, content: Buffer): Promise<void> {
+    if (await this.statGlobal(digest)) return;
+    await this.driver.putContent(paths.blobData(digest), content);
+  }
+
+  async getSmall(digest: Digest): Promise<Buffer> {
+    return this.driver.getContent(paths.blobData(digest));
+  }
+}
+
+export function blobUnknown(digest: Digest): RegistryError {
+  return new RegistryError('BLOB_UNKNOWN', `blob unknown to registry: ${digest}`, { digest: digest.toString() });
+}
+
+/** Reads a link file; undefined when it does not exist or does not hold a digest. */
+export async function readLink(driver: StorageDriver, path: string): Promise<Digest | undefined> {
+  try {
+    const content = (await driver.getContent(path)).toString('utf8').trim();
+    return parseDigest(content);
+  } catch (err) {
+    if (isNotFound(err) || err instanceof RegistryError) return undefined;
+    throw err;
+  }
+}

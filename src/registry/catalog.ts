@@ -1,0 +1,68 @@
+// The catalog: every repository holding manifests, sorted. The tree walk is cached for a few
+// seconds so that paging through tens of thousands of repositories costs one walk, not one
+// per page; repositories this process creates are added at once, others within the TTL.
+import { isNotFound, type StorageDriver } from '../storage/driver.js';
+import { paths } from './paths.js';
+
+const WALK_CONCURRENCY = 32;
+
+export class CatalogService {
+  private names: string[] | undefined;
+  private builtAt = 0;
+  private building: Promise<string[]> | undefined;
+
+  constructor(private readonly driver: StorageDriver, private readonly ttlMs = 10_000) {}
+
+  async list(): Promise<string[]> {
+    if (this.names && Date.now() - this.builtAt < this.ttlMs) return this.names;
+    this.building ??= this.walk().then((names) => {
+      this.names = names;
+      this.builtAt = Date.now();
+      return names;
+    }).finally(() => { this.building = undefined; });
+    return this.building;
+  }
+
+  /** Records a repository created here, so it shows before the next walk. */
+  add(name: string): void {
+    if (!this.names) return;
+    let lo = 0;
+    let hi = this.names.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.names[mid]! < name) lo = mid + 1; else hi = mid;
+    }
+    if (this.names[lo] !== name) this.names.splice(lo, 0, name);
+  }
+
+  walk(): Promise<string[]> {
+    return walkRepositories(this.driver, '_manifests');
+  }
+}
+
+/** Walks `repositories/` for directories holding `marker` (`_manifests`: a repository with content). */
+export async function walkRepositories(driver: StorageDriver, marker: string): Promise<string[]> {
+  const found: string[] = [];
+  const root = paths.repositoriesRoot();
+  let queue: string[] = [''];
+  while (queue.length > 0) {
+    const next: string[] = [];
+    for (let i = 0; i < queue.length; i += WALK_CONCURRENCY) {
+      await Promise.all(queue.slice(i, i + WALK_CONCURRENCY).map(async (prefix) => {
+        let children: string[];
+        try {
+          children = await driver.list(prefix ? `${root}/${prefix}` : root);
+        } catch (err) {
+          if (isNotFound(err)) return;
+          throw err;
+        }
+        for (const child of children) {
+          if (child === marker) found.push(prefix);
+          else if (!child.startsWith('_') && !child.startsWith('.')) next.push(prefix ? `${prefix}/${child}` : child);
+        }
+      }));
+    }
+    queue = next;
+  }
+  return found.sort();
+}

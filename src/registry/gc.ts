@@ -1,0 +1,119 @@
+// Garbage collection, mark and sweep as registry:2's garbage-collect does it: every blob a
+// manifest of any repository references is kept, every other blob is deleted. Run it while no
+// pushes happen: a blob uploaded but not yet referenced by a manifest would be swept.
+import { isNotFound, type StorageDriver } from '../storage/driver.js';
+import { readLink } from './blobs.js';
+import { walkRepositories } from './catalog.js';
+import { parseManifest, storedMediaType } from './media-types.js';
+import { Digest, parseDigest } from './names.js';
+import { paths } from './paths.js';
+
+export interface GcOptions {
+  dryRun: boolean;
+  /** Also delete manifests that no tag reaches (directly, through an index, or as a referrer). */
+  deleteUntagged: boolean;
+  onDelete?: (what: 'blob' | 'manifest', detail: Record<string, string>) => void;
+}
+
+export interface GcResult {
+  repositories: number;
+  manifestsDeleted: number;
+  blobsKept: number;
+  blobsDeleted: number;
+}
+
+async function listOrEmpty(driver: StorageDriver, path: string): Promise<string[]> {
+  try {
+    return await driver.list(path);
+  } catch (err) {
+    if (isNotFound(err)) return [];
+    throw err;
+  }
+}
+
+export async function collectGarbage(driver: StorageDriver, options: GcOptions): Promise<GcResult> {
+  const marked = new Set<string>();
+  const result: GcResult = { repositories: 0, manifestsDeleted: 0, blobsKept: 0, blobsDeleted: 0 };
+  for (const name of await walkRepositories(driver, '_manifests')) {
+    result.repositories++;
+    const revisions = new Map<string, { children: string[]; blobs: string[]; subject?: string }>();
+    for (const algorithm of await listOrEmpty(driver, paths.revisionsRoot(name))) {
+      for (const hex of await listOrEmpty(driver, `${paths.revisionsRoot(name)}/${algorithm}`)) {
+        let digest: Digest;
+        try {
+          digest = parseDigest(`${algorithm}:${hex}`);
+        } catch {
+          continue;
+        }
+        let content: Buffer;
+        try {
+          content = await driver.getContent(paths.blobData(digest));
+        } catch (err) {
+          if (isNotFound(err)) continue;
+          throw err;
+        }
+        try {
+          const parsed = parseManifest(content, storedMediaType(content));
+          revisions.set(digest.toString(), {
+            children: parsed.manifests.map(String), blobs: parsed.blobs.map(String), subject: parsed.subject?.digest,
+          });
+        } catch {
+          revisions.set(digest.toString(), { children: [], blobs: [] }); // foreign format: keep as is
+        }
+      }
+    }
+    // Which revisions survive: all of them, or those reachable from a tag.
+    let alive = new Set(revisions.keys());
+    if (options.deleteUntagged) {
+      alive = new Set();
+      const queue: string[] = [];
+      for (const tag of await listOrEmpty(driver, paths.tagsRoot(name))) {
+        const current = await readLink(driver, paths.tagCurrentLink(name, tag));
+        if (current) queue.push(current.toString());
+      }
+      for (;;) {
+        while (queue.length > 0) {
+          const digest = queue.pop()!;
+          if (alive.has(digest) || !revisions.has(digest)) continue;
+          alive.add(digest);
+          queue.push(...revisions.get(digest)!.children);
+        }
+        for (const [digest, info] of revisions) {
+          if (!alive.has(digest) && info.subject && alive.has(info.subject)) queue.push(digest);
+        }
+        if (queue.length === 0) break;
+      }
+    }
+    for (const [digest, info] of revisions) {
+      if (!alive.has(digest)) {
+        options.onDelete?.('manifest', { repository: name, digest });
+        result.manifestsDeleted++;
+        if (!options.dryRun) {
+          const d = parseDigest(digest);
+          await driver.delete(paths.revisionDir(name, d));
+          if (info.subject) await driver.delete(paths.referrerLink(name, parseDigest(info.subject), d).replace(/\/link$/, ''));
+        }
+        continue;
+      }
+      marked.add(digest);
+      for (const blob of info.blobs) marked.add(blob);
+    }
+  }
+  // Sweep the blob store.
+  const root = paths.blobsRoot();
+  for (const algorithm of await listOrEmpty(driver, root)) {
+    for (const prefix of await listOrEmpty(driver, `${root}/${algorithm}`)) {
+      for (const hex of await listOrEmpty(driver, `${root}/${algorithm}/${prefix}`)) {
+        const digest = `${algorithm}:${hex}`;
+        if (marked.has(digest)) {
+          result.blobsKept++;
+          continue;
+        }
+        options.onDelete?.('blob', { digest });
+        result.blobsDeleted++;
+        if (!options.dryRun) await driver.delete(`${root}/${algorithm}/${prefix}/${hex}`);
+      }
+    }
+  }
+  return result;
+}

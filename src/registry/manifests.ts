@@ -1,0 +1,167 @@
+// Manifests: validated on push, stored as blobs, linked into the repository as revisions, and
+// served back byte for byte with the media type they were pushed with.
+import { createHash } from 'node:crypto';
+import { isNotFound, type StorageDriver } from '../storage/driver.js';
+import { readLink, type BlobStore } from './blobs.js';
+import { RegistryError, RegistryErrors } from './errors.js';
+import { MANIFEST_TYPES, parseManifest, storedMediaType, type ParsedManifest } from './media-types.js';
+import { Digest, looksLikeDigest, parseDigest, validateTag } from './names.js';
+import { paths } from './paths.js';
+import type { TagService } from './tags.js';
+
+export interface Manifest {
+  digest: Digest;
+  mediaType: string;
+  content: Buffer;
+}
+
+export interface PutResult {
+  digest: Digest;
+  subject?: Digest;
+}
+
+/** Immutable manifest bytes by digest, kept in memory up to a byte budget. */
+class ManifestCache {
+  private readonly entries = new Map<string, Manifest>();
+  private bytes = 0;
+  constructor(private readonly budget: number) {}
+
+  get(digest: Digest): Manifest | undefined {
+    return this.entries.get(digest.toString());
+  }
+
+  set(manifest: Manifest): void {
+    const key = manifest.digest.toString();
+    if (this.entries.has(key) || manifest.content.length > this.budget / 16) return;
+    this.entries.set(key, manifest);
+    this.bytes += manifest.content.length;
+    for (const [oldest, entry] of this.entries) {
+      if (this.bytes <= this.budget) break;
+      this.entries.delete(oldest);
+      this.bytes -= entry.content.length;
+    }
+  }
+}
+
+export class ManifestService {
+  private readonly cache = new ManifestCache(32 << 20);
+
+  constructor(private readonly driver: StorageDriver, private readonly blobs: BlobStore,
+              private readonly tags: TagService, readonly maxSize: number) {}
+
+  /** Resolves a tag or digest to the digest of a manifest present in the repository. */
+  async resolve(name: string, reference: string): Promise<Digest> {
+    if (looksLikeDigest(reference)) {
+      const digest = parseDigest(reference);
+      const linked = await readLink(this.driver, paths.revisionLink(name, digest));
+      if (linked?.toString() !== digest.toString()) throw manifestUnknown(reference);
+      return digest;
+    }
+    validateTag(reference);
+    const digest = await this.tags.get(name, reference);
+    if (!digest) throw manifestUnknown(reference);
+    return digest;
+  }
+
+  async get(name: string, reference: string): Promise<Manifest> {
+    const digest = await this.resolve(name, reference);
+    const cached = this.cache.get(digest);
+    if (cached) return cached;
+    let content: Buffer;
+    try {
+      content = await this.blobs.getSmall(digest);
+    } catch (err) {
+      if (isNotFound(err)) throw manifestUnknown(reference);
+      throw err;
+    }
+    const manifest = { digest, mediaType: storedMediaType(content), content };
+    this.cache.set(manifest);
+    return manifest;
+  }
+
+  async exists(name: string, digest: Digest): Promise<boolean> {
+    const linked = await readLink(this.driver, paths.revisionLink(name, digest));
+    return linked?.toString() === digest.toString();
+  }
+
+  async put(name: string, reference: string, content: Buffer, contentType: string | undefined): Promise<PutResult> {
+    if (content.length > this.maxSize) {
+      throw new RegistryError('MANIFEST_TOO_LARGE', `manifest is ${content.length} bytes; the limit is ${this.maxSize}`);
+    }
+    const byDigest = looksLikeDigest(reference);
+    const expected = byDigest ? parseDigest(reference) : undefined;
+    if (!byDigest) validateTag(reference);
+    const parsed = parseManifest(content, contentType);
+    const algorithm = expected?.algorithm ?? 'sha256';
+    const digest = new Digest(algorithm, createHash(algorithm).update(content).digest('hex'));
+    if (expected && expected.hex !== digest.hex) {
+      throw new RegistryError('DIGEST_INVALID', `manifest content has digest ${digest}, not ${expected}`,
+        { digest: expected.toString() });
+    }
+    await this.checkReferences(name, parsed);
+
+    await this.blobs.putSmall(digest, content);
+    await this.driver.putContent(paths.revisionLink(name, digest), digest.toString());
+    let subject: Digest | undefined;
+    if (parsed.subject) {
+      subject = parseDigest(parsed.subject.digest);
+      await this.driver.putContent(paths.referrerLink(name, subject, digest), digest.toString());
+    }
+    if (!byDigest) await this.tags.set(name, reference, digest);
+    this.cache.set({ digest, mediaType: parsed.mediaType, content });
+    return { digest, subject };
+  }
+
+  /** Deletes a manifest revision, the tags that point at it and its referrers entry. */
+  async delete(name: string, digest: Digest): Promise<void> {
+    if (!(await this.exists(name, digest))) throw manifestUnknown(digest.toString());
+    let subject: Digest | undefined;
+    try {
+      const parsed = parseManifest(await this.blobs.getSmall(digest), undefined);
+      if (parsed.subject) subject = parseDigest(parsed.subject.digest);
+    } catch { /* an unreadable or foreign manifest has no referrers entry to clean */ }
+    await this.tags.removeAllPointingAt(name, digest);
+    await this.driver.delete(paths.revisionDir(name, digest));
+    if (subject) await this.driver.delete(paths.referrerLink(name, subject, digest).replace(/\/link$/, ''));
+  }
+
+  private async checkReferences(name: string, parsed: ParsedManifest): Promise<void> {
+    const missing: RegistryError[] = [];
+    const seen = new Set<string>();
+    const checks: Promise<void>[] = [];
+    for (const digest of parsed.blobs) {
+      if (seen.has(digest.toString())) continue;
+      seen.add(digest.toString());
+      checks.push(this.blobs.isLinked(name, digest).then((ok) => {
+        if (!ok) missing.push(blobUnknownInManifest(digest));
+      }));
+    }
+    for (const digest of parsed.manifests) {
+      if (seen.has(digest.toString())) continue;
+      seen.add(digest.toString());
+      checks.push(this.exists(name, digest).then((ok) => {
+        if (!ok) missing.push(blobUnknownInManifest(digest));
+      }));
+    }
+    await Promise.all(checks);
+    if (missing.length > 0) throw new RegistryErrors(missing);
+  }
+}
+
+export function acceptsMediaType(accept: string | undefined, mediaType: string): boolean {
+  if (!accept) return true;
+  const listed = accept.split(',').map((part) => part.split(';')[0]!.trim().toLowerCase()).filter(Boolean);
+  // Only a list made purely of manifest types is a constraint; anything generic accepts all.
+  if (listed.length === 0 || !listed.every((type) => MANIFEST_TYPES.has(type))) return true;
+  return listed.includes(mediaType);
+}
+
+function manifestUnknown(reference: string): RegistryError {
+  return new RegistryError('MANIFEST_UNKNOWN', `manifest unknown: ${reference.slice(0, 200)}`,
+    { reference: reference.slice(0, 200) });
+}
+
+function blobUnknownInManifest(digest: Digest): RegistryError {
+  return new RegistryError('MANIFEST_BLOB_UNKNOWN', `manifest references ${digest}, which is not in this repository`,
+    { digest: digest.toString() });
+}

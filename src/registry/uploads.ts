@@ -1,0 +1,234 @@
+// Blob uploads: bytes stream straight to `_uploads/<id>/data` while they are hashed; the upload
+// is committed into the blob store by one atomic move once its digest is verified.
+//
+// Node cannot serialise a hash's internal state, so the running hash lives in memory keyed by
+// upload id and byte offset. When a request lands on a process without it (another replica, a
+// restart, an interrupted request) the stored bytes are hashed again from storage.
+import { createHash, createHmac, randomUUID, timingSafeEqual, type Hash } from 'node:crypto';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { isNotFound, type StorageDriver } from '../storage/driver.js';
+import type { BlobStore, BlobDescriptor } from './blobs.js';
+import { RegistryError } from './errors.js';
+import type { Digest } from './names.js';
+import { paths } from './paths.js';
+
+export interface UploadRange {
+  start: number;
+  end: number;
+}
+
+export interface UploadStatus {
+  id: string;
+  size: number;
+  /** Signed state token carried in the Location URL (`_state`), as distribution does. */
+  state: string;
+}
+
+interface RunningHash {
+  hash: Hash;
+  offset: number;
+}
+
+interface StateToken {
+  name: string;
+  id: string;
+  offset: number;
+}
+
+const MAX_RUNNING_HASHES = 4096;
+const UPLOAD_ID = /^[a-zA-Z0-9_-]{1,128}$/;
+
+export class UploadService {
+  private readonly hashes = new Map<string, RunningHash>();
+  private readonly locks = new Map<string, Promise<unknown>>();
+
+  constructor(private readonly driver: StorageDriver, private readonly blobs: BlobStore,
+              private readonly secret: string) {}
+
+  async start(name: string): Promise<UploadStatus> {
+    const id = randomUUID();
+    await this.driver.putContent(paths.uploadStartedAt(name, id), new Date().toISOString());
+    const writer = await this.driver.writer(paths.uploadData(name, id), false);
+    await new Promise<void>((resolve, reject) => writer.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    this.remember(id, { hash: createHash('sha256'), offset: 0 });
+    return this.status(name, id);
+  }
+
+  /** Current size of an upload; BLOB_UPLOAD_UNKNOWN when there is none. */
+  async status(name: string, id: string, state?: string): Promise<UploadStatus> {
+    if (!UPLOAD_ID.test(id)) throw uploadUnknown(id);
+    if (state !== undefined) this.verifyState(state, name, id);
+    try {
+      const info = await this.driver.stat(paths.uploadData(name, id));
+      return { id, size: info.size, state: this.signState({ name, id, offset: info.size }) };
+    } catch (err) {
+      if (isNotFound(err)) throw uploadUnknown(id);
+      throw err;
+    }
+  }
+
+  /** Appends a chunk; `range` (from Content-Range) must start where the upload ends. */
+  append(name: string, id: string, body: Readable, range?: UploadRange, state?: string): Promise<UploadStatus> {
+    return this.exclusive(id, async () => {
+      const { size } = await this.status(name, id, state);
+      if (range && range.start !== size) {
+        throw new RegistryError('RANGE_INVALID',
+          `chunk starts at ${range.start} but the upload holds ${size} bytes; resume at ${size}`)
+          .withHeaders({ Range: rangeHeader(size), 'Docker-Upload-UUID': id });
+      }
+      const written = await this.write(name, id, size, body);
+      if (range && written !== range.end - range.start + 1) {
+        throw new RegistryError('SIZE_INVALID',
+          `Content-Range announced ${range.end - range.start + 1} bytes but the body held ${written}`);
+      }
+      return this.status(name, id);
+    });
+  }
+
+  /** Finishes an upload: optional last chunk, digest check, atomic commit, link. */
+  complete(name: string, id: string, digest: Digest, body?: Readable, state?: string): Promise<BlobDescriptor> {
+    return this.exclusive(id, async () => {
+      let { size } = await this.status(name, id, state);
+      if (body) size += await this.write(name, id, size, body);
+      const actual = await this.digestOf(name, id, size, digest.algorithm);
+      if (actual !== digest.hex) {
+        throw new RegistryError('DIGEST_INVALID',
+          `upload content has digest ${digest.algorithm}:${actual}, not ${digest}; the upload stays open`,
+          { digest: digest.toString() });
+      }
+      await this.blobs.commit(paths.uploadData(name, id), digest);
+      await this.blobs.link(name, digest);
+      await this.driver.delete(paths.uploadDir(name, id));
+      this.hashes.delete(id);
+      return { digest, size };
+    });
+  }
+
+  async cancel(name: string, id: string, state?: string): Promise<void> {
+    await this.status(name, id, state);
+    this.hashes.delete(id);
+    await this.driver.delete(paths.uploadDir(name, id));
+  }
+
+  /** Removes uploads started before `olderThan`; returns how many were removed. */
+  async purge(name: string, olderThan: Date): Promise<number> {
+    let ids: string[];
+    try {
+      ids = await this.driver.list(paths.uploadsRoot(name));
+    } catch (err) {
+      if (isNotFound(err)) return 0;
+      throw err;
+    }
+    let removed = 0;
+    for (const id of ids) {
+      let started: Date;
+      try {
+        started = new Date((await this.driver.getContent(paths.uploadStartedAt(name, id))).toString('utf8').trim());
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+        started = (await this.driver.stat(paths.uploadDir(name, id)).catch(() => ({ modTime: new Date(0) }))).modTime;
+      }
+      if (Number.isNaN(started.getTime()) || started < olderThan) {
+        this.hashes.delete(id);
+        await this.driver.delete(paths.uploadDir(name, id));
+        removed++;
+      }
+    }
+    return removed;
+  }
+
+  private async write(name: string, id: string, offset: number, body: Readable): Promise<number> {
+    let running = this.hashes.get(id);
+    if (running && running.offset !== offset) running = undefined;
+    if (!running && offset === 0) this.remember(id, (running = { hash: createHash('sha256'), offset: 0 }));
+    let written = 0;
+    const tap = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        running?.hash.update(chunk);
+        written += chunk.length;
+        done(null, chunk);
+      },
+    });
+    const sink = await this.driver.writer(paths.uploadData(name, id), true);
+    try {
+      await pipeline(body, tap, sink);
+    } catch (err) {
+      this.hashes.delete(id); // the stored bytes may now differ from what was hashed
+      throw err;
+    }
+    if (running) {
+      running.offset = offset + written;
+    } else {
+      this.hashes.delete(id);
+    }
+    return written;
+  }
+
+  private async digestOf(name: string, id: string, size: number, algorithm: Digest['algorithm']): Promise<string> {
+    const running = this.hashes.get(id);
+    if (algorithm === 'sha256' && running && running.offset === size) return running.hash.copy().digest('hex');
+    const hash = createHash(algorithm);
+    const reader = await this.driver.reader(paths.uploadData(name, id));
+    let hashed = 0;
+    for await (const chunk of reader as AsyncIterable<Buffer>) {
+      hash.update(chunk);
+      hashed += chunk.length;
+    }
+    if (algorithm === 'sha256') this.remember(id, { hash: hash.copy(), offset: hashed });
+    return hash.digest('hex');
+  }
+
+  /** Keeps a running hash; abandoned uploads age out first when too many are open. */
+  private remember(id: string, running: RunningHash): void {
+    this.hashes.delete(id);
+    this.hashes.set(id, running);
+    if (this.hashes.size > MAX_RUNNING_HASHES) this.hashes.delete(this.hashes.keys().next().value!);
+  }
+
+  /** Runs one operation on an upload at a time within this process. */
+  private async exclusive<T>(id: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(id) ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(work);
+    this.locks.set(id, next);
+    try {
+      return await next;
+    } finally {
+      if (this.locks.get(id) === next) this.locks.delete(id);
+    }
+  }
+
+  private signState(token: StateToken): string {
+    const payload = Buffer.from(JSON.stringify(token)).toString('base64url');
+    return `${payload}.${this.mac(payload)}`;
+  }
+
+  private verifyState(state: string, name: string, id: string): void {
+    const [payload, mac] = state.split('.');
+    const expected = payload ? this.mac(payload) : '';
+    const valid = !!payload && !!mac && mac.length === expected.length &&
+      timingSafeEqual(Buffer.from(mac), Buffer.from(expected));
+    let token: StateToken | undefined;
+    if (valid) {
+      try {
+        token = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as StateToken;
+      } catch { /* reported below */ }
+    }
+    if (!token || token.name !== name || token.id !== id) {
+      throw new RegistryError('BLOB_UPLOAD_INVALID',
+        'upload state token is invalid: every process serving the same storage needs the same http.secret');
+    }
+  }
+
+  private mac(payload: string): string {
+    return createHmac('sha256', this.secret).update(payload).digest('base64url');
+  }
+}
+
+export function rangeHeader(size: number): string {
+  return `0-${Math.max(size - 1, 0)}`;
+}
+
+function uploadUnknown(id: string): RegistryError {
+  return new RegistryError('BLOB_UPLOAD_UNKNOWN', `blob upload unknown: ${id.slice(0, 128)}`);
+}

@@ -1,0 +1,55 @@
+// The storage driver contract: a small, path-based interface in the spirit of distribution's
+// storagedriver. Paths are absolute within the driver ("/docker/registry/v2/..."), use "/"
+// separators and are built only by src/registry/paths.ts, never from raw user input.
+import type { Readable, Writable } from 'node:stream';
+
+export interface FileInfo {
+  size: number;
+  modTime: Date;
+  isDir: boolean;
+}
+
+/** A sink for appended bytes; resolves `done` once everything written is durable in the file. */
+export interface FileWriter {
+  stream: Writable;
+}
+
+export interface StorageDriver {
+  readonly name: string;
+  /** Whole content of a small file (links, manifests). Throws PathNotFoundError. */
+  getContent(path: string): Promise<Buffer>;
+  /** Replaces a small file atomically: readers see the old or the new content, never a mix. */
+  putContent(path: string, content: Buffer | string): Promise<void>;
+  /** Streams [offset, end] (inclusive end) of a file. Throws PathNotFoundError. */
+  reader(path: string, offset?: number, end?: number): Promise<Readable>;
+  /** Opens a file for writing; append=false truncates or creates it. */
+  writer(path: string, append: boolean): Promise<Writable>;
+  stat(path: string): Promise<FileInfo>;
+  /** Names of the direct children of a directory. Throws PathNotFoundError. */
+  list(path: string): Promise<string[]>;
+  /** Moves a file atomically, replacing the destination. */
+  move(source: string, dest: string): Promise<void>;
+  /** Removes a file or a directory tree; a missing path is not an error. */
+  delete(path: string): Promise<void>;
+  /** Whether the driver can answer a read (readiness). */
+  ping(): Promise<void>;
+}
+
+export class PathNotFoundError extends Error {
+  constructor(readonly path: string) {
+    super(`path not found: ${path}`);
+    this.name = 'PathNotFoundError';
+  }
+}
+
+export function isNotFound(err: unknown): err is PathNotFoundError {
+  return err instanceof PathNotFoundError;
+}
+
+/** Rejects anything that is not a clean absolute driver path: a guard against traversal. */
+export function checkPath(path: string): void {
+  if (!path.startsWith('/') || path.includes('//') || path.includes('\0') ||
+      path.split('/').some((part) => part === '.' || part === '..')) {
+    throw new Error(`invalid storage path: ${JSON.stringify(path)}`);
+  }
+}

@@ -1,0 +1,103 @@
+// Test helpers: a real Berth server (in-process, on an ephemeral loopback port) and small
+// HTTP helpers that speak the distribution API with fetch.
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { pino } from 'pino';
+import { createApp, type App } from '../../src/app.js';
+import { loadConfig, type Config } from '../../src/config/load.js';
+import type { StorageDriver } from '../../src/storage/driver.js';
+
+export interface TestRegistry {
+  url: string;
+  root: string;
+  app: App;
+  config: Config;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  root?: string;
+  overrides?: Record<string, unknown>;
+  driver?: StorageDriver;
+  keepData?: boolean;
+}
+
+export function tempDir(prefix = 'berth-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export async function startRegistry(options: StartOptions = {}): Promise<TestRegistry> {
+  const root = options.root ?? tempDir();
+  const config = loadConfig({
+    env: {},
+    overrides: {
+      'storage.filesystem.rootdirectory': root, 'storage.delete.enabled': true, 'http.secret': 'test-secret',
+      'log.level': 'error', ...options.overrides,
+    },
+  });
+  const app = createApp(config, pino({ level: 'silent' }), options.driver);
+  await new Promise<void>((resolve) => app.server.listen(0, '127.0.0.1', resolve));
+  const { port } = app.server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`, root, app, config,
+    close: async () => {
+      app.stop();
+      app.server.closeAllConnections();
+      await new Promise<void>((resolve) => app.server.close(() => resolve()));
+      if (!options.keepData && !options.root) rmSync(root, { recursive: true, force: true });
+    },
+  };
+}
+
+export function sha256(data: Buffer | string): string {
+  return `sha256:${createHash('sha256').update(data).digest('hex')}`;
+}
+
+/** Uploads a blob with POST + PUT (monolithic via the upload session). */
+export async function pushBlob(url: string, name: string, data: Buffer | string): Promise<string> {
+  const digest = sha256(data);
+  const start = await fetch(`${url}/v2/${name}/blobs/uploads/`, { method: 'POST' });
+  if (start.status !== 202) throw new Error(`POST upload: ${start.status} ${await start.text()}`);
+  const location = new URL(start.headers.get('location')!, url);
+  location.searchParams.set('digest', digest);
+  const put = await fetch(location, {
+    method: 'PUT', body: Buffer.from(data), headers: { 'Content-Type': 'application/octet-stream' },
+  });
+  if (put.status !== 201) throw new Error(`PUT upload: ${put.status} ${await put.text()}`);
+  return digest;
+}
+
+export interface PushedImage {
+  manifest: Buffer;
+  digest: string;
+  config: string;
+  layers: string[];
+}
+
+/** Pushes a small OCI image (config + layers) and its manifest under `reference`. */
+export async function pushImage(url: string, name: string, reference: string, seed = 'x', extra: Record<string, unknown> = {}): Promise<PushedImage> {
+  const configBody = JSON.stringify({ architecture: 'amd64', os: 'linux', seed });
+  const config = await pushBlob(url, name, configBody);
+  const layerBody = Buffer.from(`layer for ${seed}`);
+  const layer = await pushBlob(url, name, layerBody);
+  const manifest = Buffer.from(JSON.stringify({
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: config, size: Buffer.byteLength(configBody) },
+    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layer, size: layerBody.length }],
+    ...extra,
+  }));
+  const res = await fetch(`${url}/v2/${name}/manifests/${reference}`, {
+    method: 'PUT', body: manifest, headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' },
+  });
+  if (res.status !== 201) throw new Error(`PUT manifest: ${res.status} ${await res.text()}`);
+  return { manifest, digest: sha256(manifest), config, layers: [layer] };
+}
+
+export async function errorCodes(res: Response): Promise<string[]> {
+  const body = (await res.json()) as { errors: { code: string }[] };
+  return body.errors.map((e) => e.code);
+}
