@@ -71,7 +71,7 @@ export async function pushBlob(url: string, name: string, data: Buffer | string)
 }
 
 export interface PushedImage {
-  manifest: Buffer;
+  manifest: Buffer<ArrayBuffer>;
   digest: string;
   config: string;
   layers: string[];
