@@ -1,6 +1,6 @@
 // Blobs: content-addressed data shared by every repository, reachable from a repository only
 // through its link files (which gives deduplication and cross-repository mounts for free).
-import type { Readable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import { isNotFound, type StorageDriver } from '../storage/driver.js';
 import { RegistryError } from './errors.js';
 import { parseDigest, type Digest } from './names.js';
@@ -11,19 +11,30 @@ export interface BlobDescriptor {
   size: number;
 }
 
+const MAX_CACHED_SIZES = 100_000;
+
 export class BlobStore {
+  /** Content is immutable, so a blob's size never changes; only garbage collection removes it. */
+  private readonly sizes = new Map<string, number>();
+
   constructor(private readonly driver: StorageDriver) {}
 
   /** Size of a blob linked into `name`; BLOB_UNKNOWN when it is not. */
   async stat(name: string, digest: Digest): Promise<BlobDescriptor> {
-    if (!(await this.isLinked(name, digest))) throw blobUnknown(digest);
-    return this.statGlobal(digest).then((d) => d ?? Promise.reject(blobUnknown(digest)));
+    const [linked, stored] = await Promise.all([this.isLinked(name, digest), this.statGlobal(digest)]);
+    if (!linked || !stored) throw blobUnknown(digest);
+    return stored;
   }
 
   /** The blob's descriptor if its content is stored, whatever repository links it. */
   async statGlobal(digest: Digest): Promise<BlobDescriptor | undefined> {
+    const key = digest.toString();
+    const known = this.sizes.get(key);
+    if (known !== undefined) return { digest, size: known };
     try {
       const info = await this.driver.stat(paths.blobData(digest));
+      if (this.sizes.size >= MAX_CACHED_SIZES) this.sizes.delete(this.sizes.keys().next().value!);
+      this.sizes.set(key, info.size);
       return { digest, size: info.size };
     } catch (err) {
       if (isNotFound(err)) return undefined;
@@ -31,14 +42,25 @@ export class BlobStore {
     }
   }
 
+  /** Asks storage itself, bypassing the cache: used before dropping bytes as duplicates. */
+  private async storedNow(digest: Digest): Promise<boolean> {
+    this.sizes.delete(digest.toString());
+    return (await this.statGlobal(digest)) !== undefined;
+  }
+
+  /** Forgets cached sizes (after garbage collection in this process). */
+  forget(digest: Digest): void {
+    this.sizes.delete(digest.toString());
+  }
+
   async isLinked(name: string, digest: Digest): Promise<boolean> {
     return readLink(this.driver, paths.layerLink(name, digest)).then((linked) => linked?.toString() === digest.toString());
   }
 
-  /** Streams bytes [start, end] of a linked blob. */
-  async open(digest: Digest, start?: number, end?: number): Promise<Readable> {
+  /** Sends bytes [start, end] of a blob to `dest` (which the caller ends). */
+  async copyTo(digest: Digest, dest: Writable, start?: number, end?: number): Promise<void> {
     try {
-      return await this.driver.reader(paths.blobData(digest), start, end);
+      await this.driver.copyTo(paths.blobData(digest), dest, start, end);
     } catch (err) {
       if (isNotFound(err)) throw blobUnknown(digest);
       throw err;
@@ -59,7 +81,7 @@ export class BlobStore {
    * atomic move. When the content is already stored, the duplicate is simply dropped.
    */
   async commit(source: string, digest: Digest): Promise<void> {
-    if (await this.statGlobal(digest)) {
+    if (await this.storedNow(digest)) {
       await this.driver.delete(source);
       return;
     }
@@ -68,7 +90,7 @@ export class BlobStore {
 
   /** Stores small content (a manifest) under its digest. */
   async putSmall(digest: Digest, content: Buffer): Promise<void> {
-    if (await this.statGlobal(digest)) return;
+    if (await this.storedNow(digest)) return;
     await this.driver.putContent(paths.blobData(digest), content);
   }
 

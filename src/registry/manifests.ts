@@ -58,6 +58,8 @@ export class ManifestService {
       return digest;
     }
     validateTag(reference);
+    // A tag only ever points at a revision of its repository (deleting a revision deletes its
+    // tags), so the revision link need not be read again.
     const digest = await this.tags.get(name, reference);
     if (!digest) throw manifestUnknown(reference);
     return digest;

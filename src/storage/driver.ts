@@ -22,6 +22,8 @@ export interface StorageDriver {
   putContent(path: string, content: Buffer | string): Promise<void>;
   /** Streams [offset, end] (inclusive end) of a file. Throws PathNotFoundError. */
   reader(path: string, offset?: number, end?: number): Promise<Readable>;
+  /** Sends [offset, end] of a file to `dest`, honouring its backpressure. Throws PathNotFoundError. */
+  copyTo(path: string, dest: Writable, offset?: number, end?: number): Promise<void>;
   /** Opens a file for writing; append=false truncates or creates it. */
   writer(path: string, append: boolean): Promise<Writable>;
   stat(path: string): Promise<FileInfo>;

@@ -23,6 +23,12 @@ export class MemoryDriver implements StorageDriver {
     return Readable.from([content.subarray(offset, end === undefined ? undefined : end + 1)]);
   }
 
+  async copyTo(path: string, dest: Writable, offset = 0, end?: number): Promise<void> {
+    const { content } = this.entry(path);
+    const chunk = content.subarray(offset, end === undefined ? undefined : end + 1);
+    await new Promise<void>((resolve, reject) => dest.write(chunk, (err) => (err ? reject(err) : resolve())));
+  }
+
   async writer(path: string, append: boolean): Promise<Writable> {
     checkPath(path);
     if (!append || !this.files.has(path)) this.files.set(path, { content: Buffer.alloc(0), modTime: new Date() });

@@ -1,5 +1,4 @@
 // GET / HEAD / DELETE /v2/<name>/blobs/<digest>
-import { pipeline } from 'node:stream/promises';
 import { RegistryError } from '../../registry/errors.js';
 import { parseDigest } from '../../registry/names.js';
 import { send, type RequestContext } from '../context.js';
@@ -55,9 +54,9 @@ export async function getBlob(ctx: RequestContext): Promise<void> {
     send(ctx, status, headers);
     return;
   }
-  const reader = await ctx.services.blobs.open(digest, range?.start, range?.end);
   ctx.res.writeHead(status, headers);
-  await pipeline(reader, ctx.res);
+  await ctx.services.blobs.copyTo(digest, ctx.res, range?.start, range?.end);
+  ctx.res.end();
 }
 
 export async function deleteBlob(ctx: RequestContext): Promise<void> {
