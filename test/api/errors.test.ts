@@ -114,3 +114,18 @@ describe('deletes disabled and read-only mode', () => {
     }
   });
 });
+
+describe('http.prefix', () => {
+  it('serves the API below the prefix and points Location headers there', async () => {
+    const r = await startRegistry({ overrides: { 'http.prefix': '/registry' } });
+    try {
+      assert.equal((await fetch(`${r.url}/registry/v2/`)).status, 200);
+      assert.equal((await fetch(`${r.url}/v2/`)).status, 404);
+      const res = await fetch(`${r.url}/registry/v2/p/x/blobs/uploads/`, { method: 'POST' });
+      assert.equal(res.status, 202);
+      assert.match(res.headers.get('location')!, /^http:\/\/127\.0\.0\.1:\d+\/registry\/v2\/p\/x\/blobs\/uploads\//);
+    } finally {
+      await r.close();
+    }
+  });
+});
