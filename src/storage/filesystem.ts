@@ -9,6 +9,8 @@ import { checkPath, PathNotFoundError, type FileInfo, type StorageDriver } from 
 
 export class FilesystemDriver implements StorageDriver {
   readonly name = 'filesystem';
+  /** Blob sends in progress: their buffers share one memory budget. */
+  private copies = 0;
 
   constructor(private readonly root: string) {}
 
@@ -50,10 +52,13 @@ export class FilesystemDriver implements StorageDriver {
    */
   async copyTo(path: string, dest: Writable, offset = 0, end?: number): Promise<void> {
     const handle = await fs.open(this.full(path), 'r').catch((err) => { throw translate(err, path); });
+    let copying = false;
     try {
       const last = end ?? (await handle.stat()).size - 1;
-      const size = Math.min(COPY_CHUNK, last - offset + 1);
+      const size = Math.min(copyChunk(this.copies + 1), last - offset + 1);
       if (size <= 0) return;
+      this.copies++;
+      copying = true;
       const buffers = [Buffer.allocUnsafeSlow(size), Buffer.allocUnsafeSlow(size)];
       let position = offset;
       let turn = 0;
@@ -69,6 +74,7 @@ export class FilesystemDriver implements StorageDriver {
       }
       await writing;
     } finally {
+      if (copying) this.copies--;
       await handle.close();
     }
   }
@@ -117,7 +123,11 @@ export class FilesystemDriver implements StorageDriver {
   }
 }
 
-const COPY_CHUNK = 1 << 20;
+/** Buffers for blob sends: 1 MiB for a lone download, shrinking so that all together stay near 16 MiB. */
+const COPY_BUDGET = 16 << 20;
+function copyChunk(concurrent: number): number {
+  return Math.max(64 << 10, Math.min(1 << 20, 2 ** Math.floor(Math.log2(COPY_BUDGET / 2 / concurrent))));
+}
 
 function readInto(fd: number, buffer: Buffer, length: number, position: number): Promise<number> {
   return new Promise((resolve, reject) => {
