@@ -15,6 +15,7 @@ Usage: berth <command> [options]
 Commands:
   serve [CONFIG]   start the registry (default: 0.0.0.0:5000, data in ./data)
   gc [CONFIG]      remove blobs and manifests that nothing references (registry offline or read-only)
+  health [CONFIG]  exit 0 when the registry configured by CONFIG answers on /v2/ (container HEALTHCHECK)
   version          print the version
 
 Run 'berth <command> --help' for the options of a command.
@@ -166,11 +167,49 @@ async function gc(argv: string[]): Promise<void> {
   log.info(result, values['dry-run'] ? 'garbage collection (dry run) done' : 'garbage collection done');
 }
 
+const HEALTH_HELP = `Usage: berth health [CONFIG] [--url URL]
+
+Asks the registry that CONFIG (and REGISTRY_* variables) describes for /v2/ and exits 0 when it
+answers (200, or 401 when authentication is on), 1 otherwise. Used by the container's HEALTHCHECK.
+
+Options:
+  -c, --config FILE   config file
+  -u, --url URL       ask this base URL instead (e.g. http://127.0.0.1:5000)
+  -h, --help          show this help
+`;
+
+async function health(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv, allowPositionals: true,
+    options: { config: { type: 'string', short: 'c' }, url: { type: 'string', short: 'u' }, help: { type: 'boolean', short: 'h' } },
+  });
+  if (values.help) {
+    process.stdout.write(HEALTH_HELP);
+    return;
+  }
+  let url = values.url;
+  if (!url) {
+    const config = configFrom(values, positionals);
+    const target = listenTarget(config);
+    const host = !target.host || target.host === '0.0.0.0' || target.host === '::' ? '127.0.0.1' : target.host;
+    url = `http://${host.includes(':') ? `[${host}]` : host}:${target.port}${config.http.prefix}`;
+  }
+  try {
+    const res = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(5000) });
+    if (res.status === 200 || res.status === 401) return;
+    process.stderr.write(`berth: ${url}/v2/ answered ${res.status}\n`);
+  } catch (err) {
+    process.stderr.write(`berth: ${url}/v2/ did not answer: ${(err as Error).message}\n`);
+  }
+  process.exit(1);
+}
+
 async function main(): Promise<void> {
   const [command, ...rest] = process.argv.slice(2);
   switch (command) {
     case 'serve': return serve(rest);
     case 'gc': case 'garbage-collect': return gc(rest);
+    case 'health': return health(rest);
     case 'version': case '--version': case '-v':
       process.stdout.write(`berth ${VERSION}\n`);
       return;
