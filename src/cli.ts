@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { createApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config/load.js';
 import { createLogger } from './log.js';
+import { closeConnections } from './http/listener.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -15,6 +16,7 @@ Usage: berth <command> [options]
 Commands:
   serve [CONFIG]   start the registry (default: 0.0.0.0:5000, data in ./data)
   gc [CONFIG]      remove blobs and manifests that nothing references (registry offline or read-only)
+  token-server [CONFIG]  run only the token server (Docker token authentication)
   health [CONFIG]  exit 0 when the registry configured by CONFIG answers on /v2/ (container HEALTHCHECK)
   version          print the version
 
@@ -40,6 +42,12 @@ Options:
       --read-only     refuse pushes and deletes (storage.maintenance.readonly.enabled)
       --log-level L   error, warn, info or debug (log.level; default info)
   -h, --help          show this help
+
+Access control (see docs/configuration.md#access-control):
+  auth.htpasswd.path     users for Basic authentication (htpasswd -B), reloaded when it changes
+  auth.token / tokenserver  Docker token authentication, with or without the embedded token server
+  access.rules           who may pull, push and delete which repositories
+  http.tls.certificate   serve HTTPS (and HTTP/2); http.tls.clientcas to verify client certificates
 
 Environment: any config key as REGISTRY_<PATH>, e.g.
   REGISTRY_HTTP_ADDR=:5000
@@ -84,13 +92,17 @@ function configFrom(values: Record<string, unknown>, positionals: string[]): Con
   }
 }
 
-function listenTarget(config: Config): { port?: number; host?: string; path?: string } {
-  if (config.http.net === 'unix') return { path: config.http.addr };
-  const match = /^(?:\[?([^\]]*)\]?)?:(\d+)$/.exec(config.http.addr);
+function parseAddr(addr: string, key: string): { port: number; host: string } {
+  const match = /^(?:\[?([^\]]*)\]?)?:(\d+)$/.exec(addr);
   if (!match || Number(match[2]) > 65535) {
-    fatal(`configuration error: http.addr is ${JSON.stringify(config.http.addr)}: use HOST:PORT or :PORT, e.g. 0.0.0.0:5000`);
+    fatal(`configuration error: ${key} is ${JSON.stringify(addr)}: use HOST:PORT or :PORT, e.g. 0.0.0.0:5000`);
   }
   return { host: match[1] || '0.0.0.0', port: Number(match[2]) };
+}
+
+function listenTarget(config: Config): { port?: number; host?: string; path?: string } {
+  if (config.http.net === 'unix') return { path: config.http.addr };
+  return parseAddr(config.http.addr, 'http.addr');
 }
 
 async function serve(argv: string[]): Promise<void> {
@@ -118,8 +130,13 @@ async function serve(argv: string[]): Promise<void> {
     fatal(err.code === 'EADDRINUSE' ? `${config.http.addr} is already in use: stop the other server or set --addr / REGISTRY_HTTP_ADDR`
       : `cannot listen on ${config.http.addr}: ${err.message}`);
   });
+  if (app.tokenListener) {
+    const tokenTarget = parseAddr(config.tokenServer.addr, 'tokenserver.addr');
+    app.tokenListener.on('error', (err: Error) => fatal(`token server cannot listen on ${config.tokenServer.addr}: ${err.message}`));
+    app.tokenListener.listen(tokenTarget, () => log.info({ addr: config.tokenServer.addr, path: config.tokenServer.path }, 'token server is listening'));
+  }
   app.server.listen(target, () => {
-    log.info({ addr: config.http.addr, storage: config.storage.driver, root: config.storage.driver === 'filesystem' ? config.storage.rootDirectory : undefined,
+    log.info({ addr: config.http.addr, tls: !!config.tls, auth: config.auth.htpasswd ? 'htpasswd' : config.auth.token || config.tokenServer.enabled ? 'token' : 'none', storage: config.storage.driver, root: config.storage.driver === 'filesystem' ? config.storage.rootDirectory : undefined,
       delete: config.storage.deleteEnabled, readOnly: config.storage.readOnly, version: VERSION }, 'berth is listening');
   });
   let stopping = false;
@@ -128,14 +145,15 @@ async function serve(argv: string[]): Promise<void> {
     stopping = true;
     log.info({ signal, drainMs: config.http.drainTimeoutMs }, 'stopping: finishing requests in flight');
     app.stop();
+    app.tokenListener?.close();
     app.server.close(() => {
       log.info('stopped');
       process.exit(0);
     });
-    app.server.closeIdleConnections();
+    closeConnections(app.server, false);
     setTimeout(() => {
       log.warn('drain timeout reached; closing remaining connections');
-      app.server.closeAllConnections();
+      closeConnections(app.server, true);
       process.exit(0);
     }, config.http.drainTimeoutMs).unref();
   };
@@ -204,12 +222,49 @@ async function health(argv: string[]): Promise<void> {
   process.exit(1);
 }
 
+const TOKEN_SERVER_HELP = `Usage: berth token-server [CONFIG] [--addr ADDR]
+
+Runs only the token server (Docker token authentication) from the tokenserver section of
+CONFIG: users from tokenserver.htpasswd, grants from access.rules, tokens signed with
+tokenserver.key. Registries trust it with auth.token (realm = this server's URL + path,
+rootcertbundle = a certificate of tokenserver.key, or the same key through tokenserver.key).
+
+Options:
+  -c, --config FILE   config file
+  -a, --addr ADDR     listen address (tokenserver.addr; default 0.0.0.0:5001)
+  -h, --help          show this help
+`;
+
+async function tokenServer(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv, allowPositionals: true,
+    options: { config: { type: 'string', short: 'c' }, addr: { type: 'string', short: 'a' }, help: { type: 'boolean', short: 'h' } },
+  });
+  if (values.help) {
+    process.stdout.write(TOKEN_SERVER_HELP);
+    return;
+  }
+  const config = configFrom({ ...values, addr: undefined }, positionals);
+  const log = createLogger(config);
+  if (!config.tokenServer.enabled) fatal('configuration error: set tokenserver.enabled: true (and tokenserver.htpasswd) to run the token server');
+  const addr = values.addr ?? (config.tokenServer.addr || '0.0.0.0:5001');
+  const { createSecurity, createTokenListener } = await import('./app.js');
+  const security = createSecurity({ ...config, tokenServer: { ...config.tokenServer, addr } }, log);
+  const listener = createTokenListener(security.standalone!, config.tokenServer.path, log);
+  listener.on('error', (err: Error) => fatal(`cannot listen on ${addr}: ${err.message}`));
+  listener.listen(parseAddr(addr, 'tokenserver.addr'), () => log.info({ addr, path: config.tokenServer.path }, 'token server is listening'));
+  const stop = () => listener.close(() => process.exit(0));
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
 async function main(): Promise<void> {
   const [command, ...rest] = process.argv.slice(2);
   switch (command) {
     case 'serve': return serve(rest);
     case 'gc': case 'garbage-collect': return gc(rest);
     case 'health': return health(rest);
+    case 'token-server': return tokenServer(rest);
     case 'version': case '--version': case '-v':
       process.stdout.write(`berth ${VERSION}\n`);
       return;

@@ -28,6 +28,16 @@ export interface Config {
     drainTimeoutMs: number;
     headers: Record<string, string[]>;
   };
+  tls?: { certificate: string; key: string; clientCAs: string[]; clientAuth: string; minimumTls: string };
+  auth: {
+    htpasswd?: { realm: string; path: string };
+    token?: { realm?: string; service: string; issuer: string; rootCertBundle?: string; jwks?: string };
+  };
+  tokenServer: {
+    enabled: boolean; addr: string; path: string; issuer: string; service: string; key: string;
+    expirationMs: number; htpasswd: string;
+  };
+  access: { groups: Record<string, unknown>; rules: Record<string, unknown>[] };
   /** Keys accepted for compatibility but not acted on, with the reason (logged at startup). */
   ignored: string[];
 }
@@ -165,6 +175,12 @@ function normalise(value: unknown, spec: Spec, path: string, ignored: string[]):
       if (typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(`${path} must be a mapping`);
       return value;
     }
+    case 'list': {
+      if (value === undefined || value === null) return [];
+      const items = Array.isArray(value) ? value : typeof value === 'string' ? value.split(',').map((v) => v.trim()) : undefined;
+      if (!items) throw new ConfigError(`${path} must be a list`);
+      return items.map((item, i) => normalise(item, spec.item, `${path}[${i}]`, ignored));
+    }
     case 'ignored': {
       if (value !== undefined && value !== null) ignored.push(`${path}: ${spec.why}`);
       return undefined;
@@ -204,6 +220,30 @@ function build(tree: Tree, warnings: string[]): Config {
     headers[name] = (Array.isArray(value) ? value : [value]).map(String);
   }
   const secret = t.http.secret as string;
+  const tls = t.http.tls;
+  if ((tls.certificate && !tls.key) || (!tls.certificate && tls.key)) {
+    throw new ConfigError('http.tls needs both certificate and key (PEM file paths)');
+  }
+  if (tls.clientcas.length > 0 && !tls.certificate) throw new ConfigError('http.tls.clientcas needs http.tls.certificate and key');
+  const authTree = ((tree.auth ?? {}) as Tree);
+  const providers = Object.keys(authTree).filter((k) => authTree[k] !== undefined && authTree[k] !== null);
+  if (providers.length > 1) throw new ConfigError(`auth names ${providers.join(' and ')}: configure exactly one of auth.htpasswd or auth.token`);
+  if (authTree.htpasswd && !t.auth.htpasswd.path) throw new ConfigError('auth.htpasswd.path is required: the htpasswd file (htpasswd -B)');
+  const tokenServer = t.tokenserver;
+  if (tokenServer.enabled && !tokenServer.htpasswd) {
+    throw new ConfigError('tokenserver.htpasswd is required: the htpasswd file (htpasswd -B) the token server checks passwords against');
+  }
+  const token = t.auth.token;
+  if (authTree.token && !token.realm && !(tokenServer.enabled && !tokenServer.addr)) {
+    throw new ConfigError('auth.token.realm is required: the URL clients get tokens from (or enable tokenserver on this listener)');
+  }
+  if (tokenServer.enabled && tokenServer.addr && !token.realm) {
+    throw new ConfigError('tokenserver.addr is set: set auth.token.realm to the URL clients reach it at, e.g. http://registry.example.com:5001/auth/token');
+  }
+  if (authTree.token && !token.rootcertbundle && !token.jwks && !tokenServer.enabled) {
+    throw new ConfigError('auth.token needs rootcertbundle or jwks to verify tokens (or tokenserver.enabled with its key)');
+  }
+  const service = token.service || tokenServer.service || 'berth';
   return {
     log: { level: t.log.level, formatter: t.log.formatter, fields: t.log.fields, accessLog: !t.log.accesslog.disabled },
     storage: {
@@ -229,6 +269,21 @@ function build(tree: Tree, warnings: string[]): Config {
       drainTimeoutMs: t.http.draintimeout,
       headers,
     },
+    tls: tls.certificate ? {
+      certificate: tls.certificate, key: tls.key, clientCAs: tls.clientcas, clientAuth: tls.clientauth, minimumTls: tls.minimumtls,
+    } : undefined,
+    auth: {
+      htpasswd: authTree.htpasswd ? { realm: t.auth.htpasswd.realm, path: t.auth.htpasswd.path } : undefined,
+      token: authTree.token ? {
+        realm: token.realm || undefined, service, issuer: token.issuer || tokenServer.issuer,
+        rootCertBundle: token.rootcertbundle || undefined, jwks: token.jwks || undefined,
+      } : undefined,
+    },
+    tokenServer: {
+      enabled: tokenServer.enabled, addr: tokenServer.addr, path: tokenServer.path, issuer: tokenServer.issuer,
+      service, key: tokenServer.key, expirationMs: tokenServer.expiration, htpasswd: tokenServer.htpasswd,
+    },
+    access: { groups: t.access.groups, rules: t.access.rules },
     ignored,
   };
 }

@@ -9,6 +9,7 @@ export type Spec =
   | { kind: 'int'; default?: number; min?: number }
   | { kind: 'duration'; default?: string }
   | { kind: 'map' }
+  | { kind: 'list'; item: Spec }
   | { kind: 'ignored'; why: string };
 
 const obj = (fields: Record<string, Spec>): Spec => ({ kind: 'object', fields });
@@ -55,11 +56,42 @@ export const SCHEMA: Spec = obj({
     headers: map,
     http2: ignored('HTTP/2 is available with TLS'),
     h2c: ignored('cleartext HTTP/2 is not supported'),
-    tls: ignored('TLS comes with the access-control configuration'),
+    tls: obj({
+      certificate: str(),
+      key: str(),
+      clientcas: { kind: 'list', item: { kind: 'string' } },
+      clientauth: str('require-and-verify-client-cert', ['request-client-cert', 'require-any-client-cert',
+        'verify-client-cert-if-given', 'require-and-verify-client-cert']),
+      minimumtls: str('tls1.2', ['tls1.0', 'tls1.1', 'tls1.2', 'tls1.3']),
+      ciphersuites: ignored('Node.js chooses secure cipher suites'),
+      letsencrypt: ignored('ACME certificates are not supported; give certificate and key'),
+    }),
     debug: ignored('the debug listener comes with the operations configuration'),
   }),
   validation: ignored('manifests are always validated; foreign layer URLs are accepted as pushed'),
-  auth: ignored('authentication comes with the access-control configuration'),
+  auth: obj({
+    htpasswd: obj({ realm: str('basic-realm'), path: str() }),
+    token: obj({
+      realm: str(), service: str(), issuer: str(), rootcertbundle: str(), jwks: str(),
+      autoredirect: bool(false), autoredirectpath: str('/auth/token'),
+      signingalgorithms: ignored('signing algorithms are taken from the keys'),
+    }),
+    silly: ignored('the silly authenticator is for development only and is not supported'),
+  }),
+  tokenserver: obj({
+    enabled: bool(false),
+    addr: str(''),
+    path: str('/auth/token'),
+    issuer: str('berth-token-server'),
+    service: str(''),
+    key: str(''),
+    expiration: duration('5m'),
+    htpasswd: str(''),
+  }),
+  access: obj({
+    groups: map,
+    rules: { kind: 'list', item: { kind: 'map' } },
+  }),
   notifications: ignored('notifications come with the operations configuration'),
   health: ignored('health checks come with the operations configuration'),
   middleware: ignored('middleware is not supported'),

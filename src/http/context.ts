@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Config } from '../config/load.js';
 import type { Services } from '../app.js';
+import type { RequestAuth } from '../auth/authenticator.js';
 
 export interface RequestContext {
   req: IncomingMessage;
@@ -17,6 +18,8 @@ export interface RequestContext {
   log: Logger;
   /** Absolute or relative base for Location headers, ending before "/v2/". */
   base: string;
+  /** The caller and what it may do. */
+  auth: RequestAuth;
 }
 
 export type Handler = (ctx: RequestContext) => Promise<void>;

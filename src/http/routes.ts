@@ -16,35 +16,43 @@ export interface Method {
 
 export interface Route {
   name: string;
+  /** What the route needs: none (only an identity), the catalog, or actions on the named repository. */
+  resource: 'none' | 'catalog' | 'repository';
   /** Matched against the path below the prefix; group 1 is the repository name, group 2 the parameter. */
   pattern: RegExp;
   methods: Partial<Record<string, Method>>;
 }
 
 const NAME = '(.+?)';
+
+/** The token-specification actions each effect needs (uploads need pull too, as in registry:2). */
+export const ACTIONS_FOR: Record<Effect, string[]> = { read: ['pull'], write: ['pull', 'push'], delete: ['delete'] };
 const read = (handler: Handler): Method => ({ handler, effect: 'read' });
 const write = (handler: Handler): Method => ({ handler, effect: 'write' });
 const remove = (handler: Handler): Method => ({ handler, effect: 'delete' });
 
 export const ROUTES: Route[] = [
-  { name: 'base', pattern: /^\/v2\/?$/, methods: { GET: read(base), HEAD: read(base) } },
-  { name: 'catalog', pattern: /^\/v2\/_catalog$/, methods: { GET: read(catalog), HEAD: read(catalog) } },
-  { name: 'tags', pattern: new RegExp(`^/v2/${NAME}/tags/list$`), methods: { GET: read(tagsList), HEAD: read(tagsList) } },
+  { name: 'base', resource: 'none', pattern: /^\/v2\/?$/, methods: { GET: read(base), HEAD: read(base) } },
+  { name: 'catalog', resource: 'catalog', pattern: /^\/v2\/_catalog$/, methods: { GET: read(catalog), HEAD: read(catalog) } },
+  { name: 'tags', resource: 'repository', pattern: new RegExp(`^/v2/${NAME}/tags/list$`), methods: { GET: read(tagsList), HEAD: read(tagsList) } },
   {
     name: 'manifest',
+    resource: 'repository',
     pattern: new RegExp(`^/v2/${NAME}/manifests/([^/]+)$`),
     methods: { GET: read(getManifest), HEAD: read(getManifest), PUT: write(putManifest), DELETE: remove(deleteManifest) },
   },
-  { name: 'uploads', pattern: new RegExp(`^/v2/${NAME}/blobs/uploads/?$`), methods: { POST: write(startUpload) } },
+  { name: 'uploads', resource: 'repository', pattern: new RegExp(`^/v2/${NAME}/blobs/uploads/?$`), methods: { POST: write(startUpload) } },
   {
     name: 'upload',
+    resource: 'repository',
     pattern: new RegExp(`^/v2/${NAME}/blobs/uploads/([^/]+)$`),
     methods: { GET: read(uploadStatus), PATCH: write(patchUpload), PUT: write(finishUpload), DELETE: write(cancelUpload) },
   },
   {
     name: 'blob',
+    resource: 'repository',
     pattern: new RegExp(`^/v2/${NAME}/blobs/([^/]+)$`),
     methods: { GET: read(getBlob), HEAD: read(getBlob), DELETE: remove(deleteBlob) },
   },
-  { name: 'referrers', pattern: new RegExp(`^/v2/${NAME}/referrers/([^/]+)$`), methods: { GET: read(referrers) } },
+  { name: 'referrers', resource: 'repository', pattern: new RegExp(`^/v2/${NAME}/referrers/([^/]+)$`), methods: { GET: read(referrers) } },
 ];

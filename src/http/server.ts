@@ -1,28 +1,33 @@
 // The HTTP front: matches a request against the route table, applies the registry-wide rules
 // (name grammar, read-only mode, deletes), runs the handler and turns every failure into the
 // OCI error JSON. One access-log line per request.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Services } from '../app.js';
+import type { Scope } from '../auth/access.js';
+import type { Authenticator } from '../auth/authenticator.js';
+import type { TokenServer } from '../auth/token-server.js';
 import type { Config } from '../config/load.js';
 import { RegistryError, RegistryErrors } from '../registry/errors.js';
 import { validateName } from '../registry/names.js';
 import type { RequestContext } from './context.js';
-import { ROUTES, type Route } from './routes.js';
+import { createListener, type Listener } from './listener.js';
+import { ACTIONS_FOR, ROUTES, type Route } from './routes.js';
+
+export interface Security {
+  authenticator: Authenticator;
+  /** The embedded token server, when it answers on this listener. */
+  tokenServer?: TokenServer;
+}
 
 const API_VERSION_HEADER = ['Docker-Distribution-API-Version', 'registry/2.0'] as const;
 
-export function createRegistryServer(services: Services, config: Config, log: Logger): Server {
+export function createRegistryServer(services: Services, config: Config, log: Logger, security: Security): Listener {
   const fixedHeaders: [string, string | string[]][] = [
     [API_VERSION_HEADER[0], API_VERSION_HEADER[1]],
     ...Object.entries(config.http.headers),
   ];
-  const server = createServer({
-    requestTimeout: 0, // a layer upload may legitimately take many minutes
-    headersTimeout: 60_000,
-    keepAliveTimeout: 65_000,
-  }, (req, res) => {
+  return createListener(config.tls, log, (req, res) => {
     const started = process.hrtime.bigint();
     for (const [name, value] of fixedHeaders) res.setHeader(name, value);
     res.on('finish', () => {
@@ -33,20 +38,15 @@ export function createRegistryServer(services: Services, config: Config, log: Lo
         bytesIn: Number(req.headers['content-length'] ?? 0) || undefined,
         bytesOut: Number(res.getHeader('content-length') ?? 0) || undefined,
         ms: Math.round(ms * 100) / 100, remote: req.socket.remoteAddress,
+        user: (res as { user?: string }).user,
       }, 'request');
     });
-    dispatch(req, res, services, config, log).catch((err) => fail(res, err, log));
+    dispatch(req, res, services, config, log, security).catch((err) => fail(res, err, log));
   });
-  // Clients probe a plain-HTTP port with a TLS ClientHello first; answer 400 and move on.
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    log.debug({ err: err.message, code: err.code }, 'malformed request on the connection');
-    if (socket.writable && !socket.destroyed) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-    else socket.destroy();
-  });
-  return server;
 }
 
-async function dispatch(req: IncomingMessage, res: ServerResponse, services: Services, config: Config, log: Logger): Promise<void> {
+async function dispatch(req: IncomingMessage, res: ServerResponse, services: Services, config: Config, log: Logger,
+                        security: Security): Promise<void> {
   const rawUrl = req.url ?? '/';
   const queryAt = rawUrl.indexOf('?');
   let path = queryAt === -1 ? rawUrl : rawUrl.slice(0, queryAt);
@@ -55,6 +55,10 @@ async function dispatch(req: IncomingMessage, res: ServerResponse, services: Ser
   if (prefix) {
     if (path !== prefix && !path.startsWith(`${prefix}/`)) throw notFound();
     path = path.slice(prefix.length) || '/';
+  }
+  if (security.tokenServer && path === config.tokenServer.path) {
+    await security.tokenServer.handle(req, res, query);
+    return;
   }
   if (path === '/v2') {
     res.writeHead(301, { Location: `${prefix}/v2/`, 'Content-Length': 0 }).end();
@@ -74,13 +78,18 @@ async function dispatch(req: IncomingMessage, res: ServerResponse, services: Ser
   } catch {
     throw new RegistryError('UNSUPPORTED', 'the path holds malformed percent-encoding', undefined, 400);
   }
+  const base = baseUrl(req, config);
+  const required: Scope[] = route.resource === 'catalog' ? [{ type: 'registry', name: 'catalog', actions: ['*'] }]
+    : route.resource === 'repository' ? [{ type: 'repository', name, actions: ACTIONS_FOR[method.effect] }] : [];
+  const auth = await security.authenticator.authenticate(req, required, base);
+  if (auth.identity.user) (res as { user?: string }).user = auth.identity.user;
   if (method.effect !== 'read' && config.storage.readOnly) {
     throw new RegistryError('UNSUPPORTED', 'the registry is in read-only mode (storage.maintenance.readonly.enabled)');
   }
   if (method.effect === 'delete' && !config.storage.deleteEnabled) {
     throw new RegistryError('UNSUPPORTED', 'deletes are disabled; set storage.delete.enabled: true (REGISTRY_STORAGE_DELETE_ENABLED=true) to allow them');
   }
-  const ctx: RequestContext = { req, res, name, param, query, services, config, log, base: baseUrl(req, config) };
+  const ctx: RequestContext = { req, res, name, param, query, services, config, log, base, auth };
   await method.handler(ctx);
 }
 
@@ -133,7 +142,7 @@ function fail(res: ServerResponse, err: unknown, log: Logger): void {
     errors: errors.map((e) => ({ code: e.code, message: e.message, detail: e.detail ?? {} })),
   }));
   // A body we did not read would otherwise be drained; close instead of reading a large upload.
-  if (!res.req.complete) res.setHeader('Connection', 'close');
+  if (!res.req.complete && res.req.httpVersionMajor === 1) res.setHeader('Connection', 'close');
   res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': body.length });
   res.end(res.req.method === 'HEAD' ? undefined : body);
 }

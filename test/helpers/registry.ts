@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { createApp, type App } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config/load.js';
+import { closeConnections } from '../../src/http/listener.js';
 import type { StorageDriver } from '../../src/storage/driver.js';
 
 export interface TestRegistry {
@@ -45,7 +46,8 @@ export async function startRegistry(options: StartOptions = {}): Promise<TestReg
     url: `http://127.0.0.1:${port}`, root, app, config,
     close: async () => {
       app.stop();
-      app.server.closeAllConnections();
+      app.tokenListener?.close();
+      closeConnections(app.server, true);
       await new Promise<void>((resolve) => app.server.close(() => resolve()));
       if (!options.keepData && !options.root) rmSync(root, { recursive: true, force: true });
     },

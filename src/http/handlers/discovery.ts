@@ -9,7 +9,8 @@ export async function base(ctx: RequestContext): Promise<void> {
 }
 
 export async function catalog(ctx: RequestContext): Promise<void> {
-  const page = paginate(await ctx.services.catalog.list(), ctx.query);
+  const all = await ctx.services.catalog.list();
+  const page = paginate(ctx.auth.unrestricted ? all : all.filter((name) => ctx.auth.canList(name)), ctx.query);
   sendJson(ctx, 200, { repositories: page.items }, linkHeader(`${ctx.config.http.prefix}/v2/_catalog`, page.next));
 }
 

@@ -37,10 +37,12 @@ export async function startUpload(ctx: RequestContext): Promise<void> {
   const from = ctx.query.get('from');
   if (mount) {
     const digest = parseDigest(mount);
-    // Mount from a named repository, or by digest alone when the content is already stored.
+    // Mount from a named repository the caller may pull, or by digest alone when the content
+    // is stored and the caller may read everything; otherwise a normal upload starts.
     const source = from ? validateName(from) : undefined;
-    const available = source ? await blobs.isLinked(source, digest) && !!(await blobs.statGlobal(digest))
-      : !!(await blobs.statGlobal(digest));
+    const available = source
+      ? ctx.auth.can(source, 'pull') && await blobs.isLinked(source, digest) && !!(await blobs.statGlobal(digest))
+      : ctx.auth.unrestricted && !!(await blobs.statGlobal(digest));
     if (available) {
       await blobs.link(ctx.name, digest);
       created(ctx, digest.toString());
