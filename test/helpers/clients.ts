@@ -49,6 +49,14 @@ export async function waitForRegistry(url: string, child?: ChildProcess, timeout
   throw new Error(`registry at ${url} did not answer within ${timeoutMs} ms`);
 }
 
+async function waitForLog(log: () => string, pattern: RegExp, child: ChildProcess, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!pattern.test(log())) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`berth did not start:\n${log()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 export interface BerthProcess {
   url: string;
   host: string;
@@ -67,8 +75,10 @@ export async function startBerth(root: string, env: NodeJS.ProcessEnv = {}, args
   let output = '';
   child.stdout!.on('data', (c) => { output += c; });
   child.stderr!.on('data', (c) => { output += c; });
-  const url = `http://127.0.0.1:${port}`;
-  await waitForRegistry(url, child);
+  const tls = !!env.REGISTRY_HTTP_TLS_CERTIFICATE;
+  const url = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+  if (tls) await waitForLog(() => output, /berth is listening/, child);
+  else await waitForRegistry(url, child);
   return {
     url, host: `127.0.0.1:${port}`, child, log: () => output,
     stop: () => new Promise((resolvePromise) => {
