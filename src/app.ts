@@ -11,8 +11,12 @@ import { TokenServer } from './auth/token-server.js';
 import type { Config } from './config/load.js';
 import type { Listener } from './http/listener.js';
 import { createRegistryServer, type Security } from './http/server.js';
+import { serveOps, StorageHealth, type OpsEndpoints } from './ops/health.js';
+import { instrumentDriver, Metrics } from './ops/metrics.js';
+import { Notifier } from './ops/notifications.js';
 import { BlobStore } from './registry/blobs.js';
 import { CatalogService, walkRepositories } from './registry/catalog.js';
+import { lastGcReport } from './registry/gc.js';
 import { ManifestService } from './registry/manifests.js';
 import { ReferrersService } from './registry/referrers.js';
 import { TagService } from './registry/tags.js';
@@ -58,8 +62,14 @@ export interface App {
   server: Listener;
   /** The token server's own listener, when `tokenserver.addr` is set. */
   tokenListener?: Server;
-  /** Stops background work (upload purging); the caller closes the servers. */
-  stop(): void;
+  /** The debug listener (metrics, /debug/health), when `http.debug.addr` is set. */
+  debugListener?: Server;
+  metrics?: Metrics;
+  notifier: Notifier;
+  /** Starts background work: upload purging, health checks, delivery of spooled notifications. */
+  start(): Promise<void>;
+  /** Stops background work and flushes notification spool writes; the caller closes the servers. */
+  stop(): Promise<void>;
 }
 
 /** Builds authentication: htpasswd, bearer tokens (third-party or the embedded token server), or none. */
@@ -107,19 +117,41 @@ export function createTokenListener(tokenServer: TokenServer, path: string, log:
 }
 
 export function createApp(config: Config, log: Logger, driver?: StorageDriver): App {
-  const services = createServices(config, driver);
+  const baseDriver = driver ?? createDriver(config);
+  const metrics = config.debug.prometheus ? new Metrics(() => lastGcReport(baseDriver)) : undefined;
+  const storage = metrics ? instrumentDriver(baseDriver, metrics) : baseDriver;
+  const services = createServices(config, storage);
   const security = createSecurity(config, log);
-  const server = createRegistryServer(services, config, log, security);
+  const notifier = new Notifier(config.notifications, storage, log, metrics);
+  const health = config.health.storage ? new StorageHealth(storage, config.health.intervalMs, config.health.threshold) : undefined;
+  // metrics go to the debug listener when there is one, else to the main listener
+  const onDebug: OpsEndpoints = { driver: storage, metrics, metricsPath: config.debug.metricsPath, health };
+  const onMain: OpsEndpoints = config.debug.addr ? { driver: storage } : onDebug;
+  const server = createRegistryServer(services, config, log, security, { metrics, notifier, endpoints: onMain });
   const tokenListener = security.standalone ? createTokenListener(security.standalone, config.tokenServer.path, log) : undefined;
+  const debugListener = config.debug.addr ? createHttpServer((req, res) => {
+    if (!serveOps(req.url?.split('?')[0] ?? '/', req, res, onDebug)) res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
+  }) : undefined;
   const timers: NodeJS.Timeout[] = [];
   const purging = config.storage.uploadPurging;
-  if (purging.enabled && !config.storage.readOnly) {
-    const purge = () => purgeUploads(services, purging.ageMs, purging.dryRun, log)
-      .catch((err) => log.error({ err }, 'upload purging failed'));
-    timers.push(setTimeout(purge, Math.min(purging.intervalMs, 60_000)).unref());
-    timers.push(setInterval(purge, purging.intervalMs).unref());
-  }
-  return { services, server, tokenListener, stop: () => timers.forEach(clearTimeout) };
+  return {
+    services, server, tokenListener, debugListener, metrics, notifier,
+    start: async () => {
+      if (purging.enabled && !config.storage.readOnly) {
+        const purge = () => purgeUploads(services, purging.ageMs, purging.dryRun, log)
+          .catch((err) => log.error({ err }, 'upload purging failed'));
+        timers.push(setTimeout(purge, Math.min(purging.intervalMs, 60_000)).unref());
+        timers.push(setInterval(purge, purging.intervalMs).unref());
+      }
+      health?.start();
+      await notifier.start();
+    },
+    stop: async () => {
+      timers.forEach(clearTimeout);
+      health?.stop();
+      await notifier.stop();
+    },
+  };
 }
 
 /** Removes uploads older than `ageMs` in every repository. */

@@ -126,6 +126,12 @@ async function serve(argv: string[]): Promise<void> {
   const target = listenTarget(config);
   const app = createApp(config, log);
   await app.services.driver.ping().catch((err: Error) => fatal(`storage is not usable: ${err.message}`));
+  await app.start();
+  if (app.debugListener) {
+    const debugTarget = parseAddr(config.debug.addr, 'http.debug.addr');
+    app.debugListener.on('error', (err: Error) => fatal(`debug listener cannot listen on ${config.debug.addr}: ${err.message}`));
+    app.debugListener.listen(debugTarget, () => log.info({ addr: config.debug.addr, metrics: config.debug.prometheus }, 'debug listener is listening'));
+  }
   app.server.on('error', (err: NodeJS.ErrnoException) => {
     fatal(err.code === 'EADDRINUSE' ? `${config.http.addr} is already in use: stop the other server or set --addr / REGISTRY_HTTP_ADDR`
       : `cannot listen on ${config.http.addr}: ${err.message}`);
@@ -144,17 +150,19 @@ async function serve(argv: string[]): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal, drainMs: config.http.drainTimeoutMs }, 'stopping: finishing requests in flight');
-    app.stop();
     app.tokenListener?.close();
+    app.debugListener?.close();
     app.server.close(() => {
-      log.info('stopped');
-      process.exit(0);
+      app.stop().finally(() => {
+        log.info('stopped');
+        process.exit(0);
+      });
     });
     closeConnections(app.server, false);
     setTimeout(() => {
       log.warn('drain timeout reached; closing remaining connections');
       closeConnections(app.server, true);
-      process.exit(0);
+      void app.stop().finally(() => process.exit(0));
     }, config.http.drainTimeoutMs).unref();
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));

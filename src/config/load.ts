@@ -9,7 +9,7 @@ import { SCHEMA, type Spec } from './schema.js';
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 
 export interface Config {
-  log: { level: LogLevel; formatter: 'text' | 'json' | 'logstash'; fields: Record<string, unknown>; accessLog: boolean };
+  log: { level: LogLevel; formatter?: 'text' | 'json' | 'logstash'; fields: Record<string, unknown>; accessLog: boolean };
   storage: {
     driver: 'filesystem' | 'inmemory';
     rootDirectory: string;
@@ -38,8 +38,22 @@ export interface Config {
     expirationMs: number; htpasswd: string;
   };
   access: { groups: Record<string, unknown>; rules: Record<string, unknown>[] };
+  debug: { addr: string; prometheus: boolean; metricsPath: string };
+  health: { storage: boolean; intervalMs: number; threshold: number };
+  notifications: NotificationEndpoint[];
   /** Keys accepted for compatibility but not acted on, with the reason (logged at startup). */
   ignored: string[];
+}
+
+export interface NotificationEndpoint {
+  name: string;
+  url: string;
+  headers: Record<string, string[]>;
+  timeoutMs: number;
+  threshold: number;
+  backoffMs: number;
+  ignoredMediaTypes: string[];
+  ignoredActions: string[];
 }
 
 export class ConfigError extends Error {
@@ -284,6 +298,18 @@ function build(tree: Tree, warnings: string[]): Config {
       service, key: tokenServer.key, expirationMs: tokenServer.expiration, htpasswd: tokenServer.htpasswd,
     },
     access: { groups: t.access.groups, rules: t.access.rules },
+    debug: { addr: t.http.debug.addr, prometheus: t.http.debug.prometheus.enabled, metricsPath: t.http.debug.prometheus.path },
+    health: { storage: t.health.storagedriver.enabled, intervalMs: t.health.storagedriver.interval, threshold: t.health.storagedriver.threshold },
+    notifications: (t.notifications.endpoints as any[]).filter((e) => !e.disabled).map((e, i) => {
+      if (!e.name || !/^[A-Za-z0-9._-]+$/.test(e.name)) throw new ConfigError(`notifications.endpoints[${i}].name must be a simple name (letters, digits, . _ -)`);
+      if (!/^https?:\/\//.test(e.url ?? '')) throw new ConfigError(`notifications.endpoints[${i}].url must be an http:// or https:// URL`);
+      const headers: Record<string, string[]> = {};
+      for (const [k, v] of Object.entries(e.headers as Tree)) headers[k] = (Array.isArray(v) ? v : [v]).map(String);
+      return {
+        name: e.name, url: e.url, headers, timeoutMs: e.timeout, threshold: e.threshold, backoffMs: e.backoff,
+        ignoredMediaTypes: [...e.ignoredmediatypes, ...e.ignore.mediatypes], ignoredActions: e.ignore.actions,
+      };
+    }),
     ignored,
   };
 }

@@ -1,6 +1,7 @@
 // The HTTP front: matches a request against the route table, applies the registry-wide rules
 // (name grammar, read-only mode, deletes), runs the handler and turns every failure into the
 // OCI error JSON. One access-log line per request.
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Services } from '../app.js';
@@ -11,8 +12,33 @@ import type { Config } from '../config/load.js';
 import { RegistryError, RegistryErrors } from '../registry/errors.js';
 import { validateName } from '../registry/names.js';
 import type { RequestContext } from './context.js';
+import { eventFor } from '../ops/events.js';
+import { serveOps, type OpsEndpoints } from '../ops/health.js';
+import type { Metrics } from '../ops/metrics.js';
+import type { Notifier } from '../ops/notifications.js';
 import { createListener, type Listener } from './listener.js';
 import { ACTIONS_FOR, ROUTES, type Route } from './routes.js';
+
+export interface Operations {
+  metrics?: Metrics;
+  notifier?: Notifier;
+  /** Health and metrics endpoints served on this listener. */
+  endpoints: OpsEndpoints;
+}
+
+/** What the dispatcher learnt about a request, for the access log, metrics and events. */
+interface RequestInfo {
+  id: string;
+  route: string;
+  name: string;
+  param: string;
+  query?: URLSearchParams;
+  base: string;
+  user?: string;
+}
+
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+const UPLOAD_ROUTES = new Set(['uploads', 'upload']);
 
 export interface Security {
   authenticator: Authenticator;
@@ -22,31 +48,60 @@ export interface Security {
 
 const API_VERSION_HEADER = ['Docker-Distribution-API-Version', 'registry/2.0'] as const;
 
-export function createRegistryServer(services: Services, config: Config, log: Logger, security: Security): Listener {
+export function createRegistryServer(services: Services, config: Config, log: Logger, security: Security, ops: Operations): Listener {
   const fixedHeaders: [string, string | string[]][] = [
     [API_VERSION_HEADER[0], API_VERSION_HEADER[1]],
     ...Object.entries(config.http.headers),
   ];
+  const { metrics, notifier } = ops;
   return createListener(config.tls, log, (req, res) => {
     const started = process.hrtime.bigint();
+    const socket = req.socket;
+    const readAtStart = socket.bytesRead;
+    const writtenAtStart = socket.bytesWritten;
+    const given = req.headers['x-request-id'];
+    const info: RequestInfo = {
+      id: typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID(), route: 'unknown', name: '', param: '', base: '',
+    };
     for (const [name, value] of fixedHeaders) res.setHeader(name, value);
-    res.on('finish', () => {
-      if (!config.log.accessLog) return;
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      log.info({
-        method: req.method, path: req.url?.split('?')[0], status: res.statusCode,
-        bytesIn: Number(req.headers['content-length'] ?? 0) || undefined,
-        bytesOut: Number(res.getHeader('content-length') ?? 0) || undefined,
-        ms: Math.round(ms * 100) / 100, remote: req.socket.remoteAddress,
-        user: (res as { user?: string }).user,
-      }, 'request');
+    res.setHeader('X-Request-Id', info.id);
+    let uploading = false;
+    res.once('close', () => {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const bytesIn = Math.max(0, socket.bytesRead - readAtStart);
+      const bytesOut = Math.max(0, socket.bytesWritten - writtenAtStart);
+      if (uploading) metrics?.uploadsInFlight.dec();
+      if (metrics) {
+        metrics.requests.inc({ route: info.route, method: req.method, status: res.statusCode });
+        metrics.duration.observe({ route: info.route, method: req.method }, seconds);
+        metrics.bytesIn.inc({ route: info.route }, bytesIn);
+        metrics.bytesOut.inc({ route: info.route }, bytesOut);
+      }
+      if (config.log.accessLog) {
+        log.info({
+          reqId: info.id, method: req.method, route: info.route, repository: info.name || undefined, status: res.statusCode,
+          bytesIn, bytesOut, ms: Math.round(seconds * 100_000) / 100, user: info.user, remote: socket.remoteAddress,
+          complete: res.writableFinished || undefined,
+        }, 'request');
+      }
+      if (notifier?.enabled && res.writableFinished && info.query) {
+        const event = eventFor({ ...info, query: info.query, requestId: info.id, req, res, listenAddr: config.http.addr });
+        if (event) notifier.publish(event);
+      }
     });
-    dispatch(req, res, services, config, log, security).catch((err) => fail(res, err, log));
+    if (serveOps(req.url?.split('?')[0] ?? '/', req, res, ops.endpoints)) {
+      info.route = 'ops';
+      return;
+    }
+    dispatch(req, res, services, config, log, security, info, () => {
+      uploading = true;
+      metrics?.uploadsInFlight.inc();
+    }).catch((err) => fail(res, err, log.child({ reqId: info.id })));
   });
 }
 
 async function dispatch(req: IncomingMessage, res: ServerResponse, services: Services, config: Config, log: Logger,
-                        security: Security): Promise<void> {
+                        security: Security, info: RequestInfo, onUpload: () => void): Promise<void> {
   const rawUrl = req.url ?? '/';
   const queryAt = rawUrl.indexOf('?');
   let path = queryAt === -1 ? rawUrl : rawUrl.slice(0, queryAt);
@@ -66,6 +121,7 @@ async function dispatch(req: IncomingMessage, res: ServerResponse, services: Ser
   }
   const [route, match] = findRoute(path);
   if (!route || !match) throw notFound();
+  info.route = route.name;
   const method = route.methods[req.method ?? ''];
   if (!method) {
     res.setHeader('Allow', Object.keys(route.methods).join(', '));
@@ -79,17 +135,19 @@ async function dispatch(req: IncomingMessage, res: ServerResponse, services: Ser
     throw new RegistryError('UNSUPPORTED', 'the path holds malformed percent-encoding', undefined, 400);
   }
   const base = baseUrl(req, config);
+  Object.assign(info, { name, param, query, base });
+  if (UPLOAD_ROUTES.has(route.name) && req.method !== 'GET' && req.method !== 'DELETE') onUpload();
   const required: Scope[] = route.resource === 'catalog' ? [{ type: 'registry', name: 'catalog', actions: ['*'] }]
     : route.resource === 'repository' ? [{ type: 'repository', name, actions: ACTIONS_FOR[method.effect] }] : [];
   const auth = await security.authenticator.authenticate(req, required, base);
-  if (auth.identity.user) (res as { user?: string }).user = auth.identity.user;
+  info.user = auth.identity.user;
   if (method.effect !== 'read' && config.storage.readOnly) {
     throw new RegistryError('UNSUPPORTED', 'the registry is in read-only mode (storage.maintenance.readonly.enabled)');
   }
   if (method.effect === 'delete' && !config.storage.deleteEnabled) {
     throw new RegistryError('UNSUPPORTED', 'deletes are disabled; set storage.delete.enabled: true (REGISTRY_STORAGE_DELETE_ENABLED=true) to allow them');
   }
-  const ctx: RequestContext = { req, res, name, param, query, services, config, log, base, auth };
+  const ctx: RequestContext = { req, res, name, param, query, services, config, log: log.child({ reqId: info.id }), base, auth };
   await method.handler(ctx);
 }
 

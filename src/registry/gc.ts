@@ -31,6 +31,23 @@ async function listOrEmpty(driver: StorageDriver, path: string): Promise<string[
   }
 }
 
+export interface GcReport extends GcResult {
+  finishedAt: string;
+  dryRun: boolean;
+}
+
+const REPORT = '/berth/gc/last.json';
+
+/** The last run's result, which `berth gc` leaves in storage for the registry's metrics. */
+export async function lastGcReport(driver: StorageDriver): Promise<GcReport | undefined> {
+  try {
+    return JSON.parse((await driver.getContent(REPORT)).toString('utf8')) as GcReport;
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
 export async function collectGarbage(driver: StorageDriver, options: GcOptions): Promise<GcResult> {
   const marked = new Set<string>();
   const result: GcResult = { repositories: 0, manifestsDeleted: 0, blobsKept: 0, blobsDeleted: 0 };
@@ -114,6 +131,10 @@ export async function collectGarbage(driver: StorageDriver, options: GcOptions):
         if (!options.dryRun) await driver.delete(`${root}/${algorithm}/${prefix}/${hex}`);
       }
     }
+  }
+  if (!options.dryRun) {
+    const report: GcReport = { finishedAt: new Date().toISOString(), dryRun: false, ...result };
+    await driver.putContent(REPORT, JSON.stringify(report));
   }
   return result;
 }

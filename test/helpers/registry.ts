@@ -40,13 +40,15 @@ export async function startRegistry(options: StartOptions = {}): Promise<TestReg
     },
   });
   const app = createApp(config, pino({ level: 'silent' }), options.driver);
+  await app.start();
   await new Promise<void>((resolve) => app.server.listen(0, '127.0.0.1', resolve));
   const { port } = app.server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`, root, app, config,
     close: async () => {
-      app.stop();
+      await app.stop();
       app.tokenListener?.close();
+      app.debugListener?.close();
       closeConnections(app.server, true);
       await new Promise<void>((resolve) => app.server.close(() => resolve()));
       if (!options.keepData && !options.root) rmSync(root, { recursive: true, force: true });

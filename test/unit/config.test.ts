@@ -59,7 +59,8 @@ describe('configuration', () => {
     assert.equal(c.http.secret, 'asecretforlocaldevelopment');
     assert.deepEqual(c.http.headers, { 'X-Content-Type-Options': ['nosniff'] });
     assert.ok(c.ignored.some((note) => note.startsWith('storage.cache')));
-    assert.ok(c.ignored.some((note) => note.startsWith('health')));
+    assert.equal(c.health.intervalMs, 10_000);
+    assert.equal(c.health.threshold, 3);
   });
 
   it('REGISTRY_* environment variables override the file, flags override both', () => {

@@ -1,0 +1,72 @@
+// Prometheus metrics (prom-client): requests, latency, bytes, uploads in flight, storage
+// operations by driver, garbage collection and notification delivery.
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Readable, Writable } from 'node:stream';
+import type { GcReport } from '../registry/gc.js';
+import type { FileInfo, StorageDriver } from '../storage/driver.js';
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly requests = new Counter({ name: 'berth_http_requests_total', help: 'HTTP requests by route, method and status',
+    labelNames: ['route', 'method', 'status'] as const, registers: [this.registry] });
+  readonly duration = new Histogram({ name: 'berth_http_request_duration_seconds', help: 'HTTP request latency by route and method',
+    labelNames: ['route', 'method'] as const, buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [this.registry] });
+  readonly bytesIn = new Counter({ name: 'berth_http_request_bytes_total', help: 'Bytes received, by route',
+    labelNames: ['route'] as const, registers: [this.registry] });
+  readonly bytesOut = new Counter({ name: 'berth_http_response_bytes_total', help: 'Bytes sent, by route',
+    labelNames: ['route'] as const, registers: [this.registry] });
+  readonly uploadsInFlight = new Gauge({ name: 'berth_uploads_in_flight', help: 'Blob upload requests (POST, PATCH, PUT) in progress',
+    registers: [this.registry] });
+  readonly storage = new Histogram({ name: 'berth_storage_operation_duration_seconds', help: 'Storage driver operation latency',
+    labelNames: ['driver', 'operation'] as const, buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+    registers: [this.registry] });
+  readonly notifications = new Counter({ name: 'berth_notifications_total', help: 'Notification deliveries by endpoint and outcome',
+    labelNames: ['endpoint', 'outcome'] as const, registers: [this.registry] });
+  readonly notificationsPending = new Gauge({ name: 'berth_notifications_pending', help: 'Events waiting for delivery, by endpoint',
+    labelNames: ['endpoint'] as const, registers: [this.registry] });
+
+  constructor(gcReport?: () => Promise<GcReport | undefined>) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'berth_' });
+    if (gcReport) {
+      // `berth gc` runs as its own process; its last report, kept in storage, is read at scrape time
+      const fields = [
+        ['berth_gc_last_run_timestamp_seconds', 'When the last garbage collection finished', (r: GcReport) => Date.parse(r.finishedAt) / 1000],
+        ['berth_gc_last_blobs_deleted', 'Blobs the last garbage collection deleted', (r: GcReport) => r.blobsDeleted],
+        ['berth_gc_last_blobs_kept', 'Blobs the last garbage collection kept', (r: GcReport) => r.blobsKept],
+        ['berth_gc_last_manifests_deleted', 'Manifests the last garbage collection deleted', (r: GcReport) => r.manifestsDeleted],
+      ] as const;
+      for (const [name, help, pick] of fields) {
+        new Gauge({
+          name, help, registers: [this.registry],
+          async collect() {
+            const report = await gcReport().catch(() => undefined);
+            if (report) this.set(pick(report));
+          },
+        });
+      }
+    }
+  }
+}
+
+
+/** Wraps a driver so that every operation's latency is observed, labelled by driver and operation. */
+export function instrumentDriver(driver: StorageDriver, metrics: Metrics): StorageDriver {
+  const time = <T>(operation: string, work: () => Promise<T>): Promise<T> => {
+    const end = metrics.storage.startTimer({ driver: driver.name, operation });
+    return work().finally(() => end());
+  };
+  return {
+    name: driver.name,
+    getContent: (path) => time('getcontent', () => driver.getContent(path)),
+    putContent: (path, content) => time('putcontent', () => driver.putContent(path, content)),
+    reader: (path, offset, end): Promise<Readable> => time('reader', () => driver.reader(path, offset, end)),
+    copyTo: (path, dest: Writable, offset, end) => time('copyto', () => driver.copyTo(path, dest, offset, end)),
+    writer: (path, append): Promise<Writable> => time('writer', () => driver.writer(path, append)),
+    stat: (path): Promise<FileInfo> => time('stat', () => driver.stat(path)),
+    list: (path) => time('list', () => driver.list(path)),
+    move: (source, dest) => time('move', () => driver.move(source, dest)),
+    delete: (path) => time('delete', () => driver.delete(path)),
+    ping: () => time('ping', () => driver.ping()),
+  };
+}

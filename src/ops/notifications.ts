@@ -1,0 +1,150 @@
+// Webhook notifications, configured like registry:2's notifications.endpoints. Each event is
+// first written to a spool in storage (/berth/notifications/<endpoint>/) and only removed once
+// the endpoint accepted it, so events survive a restart; delivery retries with backoff.
+// Delivery is at least once: after a crash an event may be sent twice.
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { NotificationEndpoint } from '../config/load.js';
+import { isNotFound, type StorageDriver } from '../storage/driver.js';
+import { EVENTS_MEDIA_TYPE, type RegistryEvent } from './events.js';
+import type { Metrics } from './metrics.js';
+
+const SPOOL = '/berth/notifications';
+
+class EndpointQueue {
+  private readonly pending: string[] = [];
+  private running: Promise<void> | undefined;
+  private failures = 0;
+  private stopped = false;
+  private wake: (() => void) | undefined;
+  private sequence = 0;
+
+  constructor(private readonly endpoint: NotificationEndpoint, private readonly driver: StorageDriver,
+              private readonly log: Logger, private readonly metrics?: Metrics) {}
+
+  private get dir(): string {
+    return `${SPOOL}/${this.endpoint.name}`;
+  }
+
+  /** Picks up events a previous run spooled but did not deliver. */
+  async resume(): Promise<void> {
+    try {
+      const files = (await this.driver.list(this.dir)).filter((f) => f.endsWith('.json')).sort();
+      this.pending.push(...files.map((f) => `${this.dir}/${f}`));
+      if (files.length) this.log.info({ endpoint: this.endpoint.name, events: files.length }, 'resuming undelivered notifications');
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    this.kick();
+  }
+
+  async enqueue(event: RegistryEvent): Promise<void> {
+    const name = `${Date.now().toString().padStart(15, '0')}-${(this.sequence++).toString().padStart(6, '0')}-${randomUUID()}.json`;
+    const path = `${this.dir}/${name}`;
+    await this.driver.putContent(path, JSON.stringify({ events: [event] }));
+    this.pending.push(path);
+    this.kick();
+  }
+
+  private kick(): void {
+    this.metrics?.notificationsPending.set({ endpoint: this.endpoint.name }, this.pending.length);
+    this.wake?.();
+    this.running ??= this.deliverAll().finally(() => { this.running = undefined; });
+  }
+
+  private async deliverAll(): Promise<void> {
+    while (!this.stopped && this.pending.length > 0) {
+      const path = this.pending[0]!;
+      let body: Buffer;
+      try {
+        body = await this.driver.getContent(path);
+      } catch (err) {
+        if (isNotFound(err)) { // delivered by another run sharing the spool
+          this.pending.shift();
+          continue;
+        }
+        throw err;
+      }
+      if (await this.send(body.toString('utf8'))) {
+        this.failures = 0;
+        this.pending.shift();
+        await this.driver.delete(path);
+        this.metrics?.notifications.inc({ endpoint: this.endpoint.name, outcome: 'delivered' });
+      } else {
+        this.failures++;
+        this.metrics?.notifications.inc({ endpoint: this.endpoint.name, outcome: 'failed' });
+        await this.pause(this.delay());
+      }
+      this.metrics?.notificationsPending.set({ endpoint: this.endpoint.name }, this.pending.length);
+    }
+  }
+
+  /** Quick retries until `threshold` failures in a row, then `backoff`, doubling up to 64 times it. */
+  private delay(): number {
+    const { threshold, backoffMs } = this.endpoint;
+    if (this.failures < threshold) return Math.min(100, backoffMs);
+    return backoffMs * Math.min(64, 2 ** (this.failures - threshold));
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      timer.unref();
+      this.wake = () => { clearTimeout(timer); resolve(); };
+    }).finally(() => { this.wake = undefined; });
+  }
+
+  private async send(body: string): Promise<boolean> {
+    const headers: Record<string, string> = { 'Content-Type': EVENTS_MEDIA_TYPE };
+    for (const [k, v] of Object.entries(this.endpoint.headers)) headers[k] = v.join(', ');
+    try {
+      const res = await fetch(this.endpoint.url, { method: 'POST', body, headers, signal: AbortSignal.timeout(this.endpoint.timeoutMs) });
+      await res.arrayBuffer().catch(() => undefined);
+      if (res.status >= 200 && res.status < 400) return true;
+      this.log.warn({ endpoint: this.endpoint.name, status: res.status, failures: this.failures + 1 }, 'notification endpoint refused an event; will retry');
+    } catch (err) {
+      this.log.warn({ endpoint: this.endpoint.name, err: (err as Error).message, failures: this.failures + 1 }, 'notification delivery failed; will retry');
+    }
+    return false;
+  }
+
+  /** Stops retrying; what is still pending stays spooled for the next start. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    await this.running?.catch(() => undefined);
+  }
+}
+
+export class Notifier {
+  private readonly queues: { endpoint: NotificationEndpoint; queue: EndpointQueue }[];
+  private readonly writes = new Set<Promise<void>>();
+
+  constructor(endpoints: NotificationEndpoint[], driver: StorageDriver, private readonly log: Logger, metrics?: Metrics) {
+    this.queues = endpoints.map((endpoint) => ({ endpoint, queue: new EndpointQueue(endpoint, driver, log, metrics) }));
+  }
+
+  get enabled(): boolean {
+    return this.queues.length > 0;
+  }
+
+  async start(): Promise<void> {
+    await Promise.all(this.queues.map(({ queue }) => queue.resume()));
+  }
+
+  publish(event: RegistryEvent): void {
+    for (const { endpoint, queue } of this.queues) {
+      if (endpoint.ignoredActions.includes(event.action)) continue;
+      if (event.target.mediaType && endpoint.ignoredMediaTypes.includes(event.target.mediaType)) continue;
+      const write = queue.enqueue(event).catch((err) => this.log.error({ err, endpoint: endpoint.name }, 'cannot spool a notification'));
+      this.writes.add(write);
+      void write.finally(() => this.writes.delete(write));
+    }
+  }
+
+  /** Waits for spool writes in progress, then stops delivery. */
+  async stop(): Promise<void> {
+    await Promise.all([...this.writes]);
+    await Promise.all(this.queues.map(({ queue }) => queue.stop()));
+  }
+}
