@@ -68,7 +68,8 @@ export function createRegistryServer(services: Services, config: Config, log: Lo
     let uploading = false;
     res.once('close', () => {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      const bytesIn = Math.max(0, socket.bytesRead - readAtStart);
+      // the body's declared length, else what the socket read during the request (chunked bodies)
+      const bytesIn = Number(req.headers['content-length'] ?? NaN) || Math.max(0, socket.bytesRead - readAtStart);
       const bytesOut = Math.max(0, socket.bytesWritten - writtenAtStart);
       if (uploading) metrics?.uploadsInFlight.dec();
       if (metrics) {
