@@ -14,11 +14,11 @@ const MAIN_HELP = `berth ${VERSION} — a container image registry (OCI Distribu
 Usage: berth <command> [options]
 
 Commands:
-  serve [CONFIG]   start the registry (default: 0.0.0.0:5000, data in ./data)
-  gc [CONFIG]      remove blobs and manifests that nothing references (registry offline or read-only)
-  token-server [CONFIG]  run only the token server (Docker token authentication)
-  health [CONFIG]  exit 0 when the registry configured by CONFIG answers on /v2/ (container HEALTHCHECK)
-  version          print the version
+  serve [CONFIG]          start the registry (default: 0.0.0.0:5000, data in ./data)
+  gc [CONFIG]             remove blobs and manifests nothing references (registry stopped or read-only)
+  token-server [CONFIG]   run only the token server (Docker token authentication)
+  health [CONFIG]         exit 0 when the registry CONFIG describes answers on /v2/ (container HEALTHCHECK)
+  version                 print the version
 
 Run 'berth <command> --help' for the options of a command.
 
