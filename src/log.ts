@@ -10,7 +10,7 @@ export function createLogger(config: Pick<Config, 'log'>, destination: NodeJS.Wr
     base: { service: 'berth', ...config.log.fields },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
-    redact: ['secret', '*.secret', 'password', '*.password', 'authorization', '*.authorization'],
+    redact: ['secret', 'password', 'authorization'],
   };
   const terminal = (destination as { isTTY?: boolean }).isTTY === true;
   const human = config.log.formatter === 'text' || (config.log.formatter === undefined && terminal);

@@ -72,12 +72,7 @@ export function createRegistryServer(services: Services, config: Config, log: Lo
       const bytesIn = Number(req.headers['content-length'] ?? NaN) || Math.max(0, socket.bytesRead - readAtStart);
       const bytesOut = Math.max(0, socket.bytesWritten - writtenAtStart);
       if (uploading) metrics?.uploadsInFlight.dec();
-      if (metrics) {
-        metrics.requests.inc({ route: info.route, method: req.method, status: res.statusCode });
-        metrics.duration.observe({ route: info.route, method: req.method }, seconds);
-        metrics.bytesIn.inc({ route: info.route }, bytesIn);
-        metrics.bytesOut.inc({ route: info.route }, bytesOut);
-      }
+      metrics?.observeRequest(info.route, req.method ?? '', res.statusCode, seconds, bytesIn, bytesOut);
       if (config.log.accessLog) {
         log.info({
           reqId: info.id, method: req.method, route: info.route, repository: info.name || undefined, status: res.statusCode,
@@ -148,7 +143,7 @@ async function dispatch(req: IncomingMessage, res: ServerResponse, services: Ser
   if (method.effect === 'delete' && !config.storage.deleteEnabled) {
     throw new RegistryError('UNSUPPORTED', 'deletes are disabled; set storage.delete.enabled: true (REGISTRY_STORAGE_DELETE_ENABLED=true) to allow them');
   }
-  const ctx: RequestContext = { req, res, name, param, query, services, config, log: log.child({ reqId: info.id }), base, auth };
+  const ctx: RequestContext = { req, res, name, param, query, services, config, log, base, auth };
   await method.handler(ctx);
 }
 

@@ -5,6 +5,9 @@ import type { Readable, Writable } from 'node:stream';
 import type { GcReport } from '../registry/gc.js';
 import type { FileInfo, StorageDriver } from '../storage/driver.js';
 
+type CounterChild = ReturnType<Counter['labels']>;
+type HistogramChild = ReturnType<Histogram['labels']>;
+
 export class Metrics {
   readonly registry = new Registry();
   readonly requests = new Counter({ name: 'berth_http_requests_total', help: 'HTTP requests by route, method and status',
@@ -25,6 +28,35 @@ export class Metrics {
     labelNames: ['endpoint', 'outcome'] as const, registers: [this.registry] });
   readonly notificationsPending = new Gauge({ name: 'berth_notifications_pending', help: 'Events waiting for delivery, by endpoint',
     labelNames: ['endpoint'] as const, registers: [this.registry] });
+
+  // Label lookups hash their label set on every call; the children are cached per combination.
+  private readonly requestChildren = new Map<string, { count: CounterChild; time: HistogramChild; in: CounterChild; out: CounterChild }>();
+  private readonly storageChildren = new Map<string, HistogramChild>();
+
+  observeRequest(route: string, method: string, status: number, seconds: number, bytesIn: number, bytesOut: number): void {
+    const key = `${route} ${method} ${status}`;
+    let child = this.requestChildren.get(key);
+    if (!child) {
+      child = {
+        count: this.requests.labels(route, method, String(status)),
+        time: this.duration.labels(route, method),
+        in: this.bytesIn.labels(route),
+        out: this.bytesOut.labels(route),
+      };
+      this.requestChildren.set(key, child);
+    }
+    child.count.inc();
+    child.time.observe(seconds);
+    if (bytesIn) child.in.inc(bytesIn);
+    if (bytesOut) child.out.inc(bytesOut);
+  }
+
+  observeStorage(driver: string, operation: string, seconds: number): void {
+    const key = `${driver} ${operation}`;
+    let child = this.storageChildren.get(key);
+    if (!child) this.storageChildren.set(key, (child = this.storage.labels(driver, operation)));
+    child.observe(seconds);
+  }
 
   constructor(gcReport?: () => Promise<GcReport | undefined>) {
     collectDefaultMetrics({ register: this.registry, prefix: 'berth_' });
@@ -53,8 +85,8 @@ export class Metrics {
 /** Wraps a driver so that every operation's latency is observed, labelled by driver and operation. */
 export function instrumentDriver(driver: StorageDriver, metrics: Metrics): StorageDriver {
   const time = <T>(operation: string, work: () => Promise<T>): Promise<T> => {
-    const end = metrics.storage.startTimer({ driver: driver.name, operation });
-    return work().finally(() => end());
+    const started = process.hrtime.bigint();
+    return work().finally(() => metrics.observeStorage(driver.name, operation, Number(process.hrtime.bigint() - started) / 1e9));
   };
   return {
     name: driver.name,
