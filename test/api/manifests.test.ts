@@ -27,6 +27,15 @@ describe('manifests', () => {
     }
   });
 
+  it('answers 304 to If-None-Match with the manifest ETag', async () => {
+    const image = await pushImage(r.url, 'm/etag', 'v1');
+    const res = await fetch(`${r.url}/v2/m/etag/manifests/v1`, { headers: { 'If-None-Match': `"${image.digest}"` } });
+    assert.equal(res.status, 304);
+    assert.equal(res.headers.get('etag'), `"${image.digest}"`);
+    const changed = await fetch(`${r.url}/v2/m/etag/manifests/v1`, { headers: { 'If-None-Match': '"sha256:other"' } });
+    assert.equal(changed.status, 200);
+  });
+
   it('serves a stored manifest to a client without Accept and never rewrites it', async () => {
     const image = await pushImage(r.url, 'm/noaccept', 'latest');
     const res = await fetch(`${r.url}/v2/m/noaccept/manifests/latest`, { headers: { Accept: '*/*' } });

@@ -11,11 +11,16 @@ export async function getManifest(ctx: RequestContext): Promise<void> {
     throw new RegistryError('MANIFEST_UNKNOWN',
       `manifest ${ctx.param} is ${manifest.mediaType}, which the Accept header (${accept}) does not list; add it to Accept`);
   }
+  const etag = `"${manifest.digest}"`;
+  if (ctx.req.headers['if-none-match']?.split(',').some((tag) => tag.trim() === etag || tag.trim() === '*')) {
+    send(ctx, 304, { ETag: etag, 'Docker-Content-Digest': manifest.digest.toString() });
+    return;
+  }
   send(ctx, 200, {
     'Content-Type': manifest.mediaType,
     'Content-Length': manifest.content.length,
     'Docker-Content-Digest': manifest.digest.toString(),
-    ETag: `"${manifest.digest}"`,
+    ETag: etag,
   }, manifest.content);
 }
 
