@@ -3,6 +3,7 @@ import { strict as assert } from 'node:assert';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { purgeUploads } from '../../src/app.js';
 import { collectGarbage } from '../../src/registry/gc.js';
 import { FilesystemDriver } from '../../src/storage/filesystem.js';
 import { errorCodes, pushImage, sha256, startRegistry, tempDir } from '../helpers/registry.js';
@@ -77,6 +78,24 @@ describe('replicas and restarts', () => {
     } finally {
       await a.close();
       await b.close();
+    }
+  });
+});
+
+describe('upload purging', () => {
+  it('removes uploads older than the configured age and keeps newer ones', async () => {
+    const r = await startRegistry();
+    try {
+      const old = await fetch(`${r.url}/v2/purge/x/blobs/uploads/`, { method: 'POST' });
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const fresh = await fetch(`${r.url}/v2/purge/y/blobs/uploads/`, { method: 'POST' });
+      const { pino } = await import('pino');
+      const removed = await purgeUploads(r.app.services, 500, false, pino({ level: 'silent' }));
+      assert.equal(removed, 1);
+      assert.equal((await fetch(new URL(old.headers.get('location')!))).status, 404);
+      assert.equal((await fetch(new URL(fresh.headers.get('location')!))).status, 204);
+    } finally {
+      await r.close();
     }
   });
 });
