@@ -96,7 +96,8 @@ export function createSecurity(config: Config, log: Logger): Security & { standa
       issuer: token?.issuer ?? ts.issuer, service: token?.service ?? ts.service,
       rootCertBundle: token?.rootCertBundle, jwks: token?.jwks, keys: signer ? [signer.publicKey] : [],
     });
-    authenticator = new TokenAuthenticator(verifier, policy, token?.realm, `${config.http.prefix}${ts.path}`, token?.service ?? ts.service);
+    // the realm defaults to this listener's token path, below the request's (prefixed) base URL
+    authenticator = new TokenAuthenticator(verifier, policy, token?.realm, ts.path, token?.service ?? ts.service);
   } else if (policy.hasRules) {
     log.warn('access.rules are set but no authentication is configured (auth.htpasswd, auth.token or tokenserver): everyone may do everything');
   }
@@ -124,9 +125,14 @@ export function createApp(config: Config, log: Logger, driver?: StorageDriver): 
   const security = createSecurity(config, log);
   const notifier = new Notifier(config.notifications, storage, log, metrics);
   const health = config.health.storage ? new StorageHealth(storage, config.health.intervalMs, config.health.threshold) : undefined;
-  // metrics go to the debug listener when there is one, else to the main listener
+  // metrics go to the debug listener when there is one, else to the main listener -- unless
+  // authentication is on there: then they would be readable by anyone, so only the debug listener serves them
   const onDebug: OpsEndpoints = { driver: storage, metrics, metricsPath: config.debug.metricsPath, health };
-  const onMain: OpsEndpoints = config.debug.addr ? { driver: storage } : onDebug;
+  const authenticated = !!(config.auth.htpasswd || config.auth.token || config.tokenServer.enabled);
+  const onMain: OpsEndpoints = config.debug.addr ? { driver: storage } : authenticated ? { driver: storage, health } : onDebug;
+  if (authenticated && metrics && !config.debug.addr) {
+    log.warn('authentication is on: /metrics is not served on the main listener; set http.debug.addr to expose metrics on a private address');
+  }
   const server = createRegistryServer(services, config, log, security, { metrics, notifier, endpoints: onMain });
   const tokenListener = security.standalone ? createTokenListener(security.standalone, config.tokenServer.path, log) : undefined;
   const debugListener = config.debug.addr ? createHttpServer((req, res) => {

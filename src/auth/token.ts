@@ -94,15 +94,29 @@ export class TokenVerifier {
     };
   }
 
-  /** x5c: the leaf must chain, certificate by certificate, to one of the trusted roots. */
+  /**
+   * x5c: every certificate must be in its validity period, each one issued and signed by the
+   * next, every issuer a CA, and the last one issued by (or identical to) a trusted root.
+   */
   private keyFromChain(x5c: string[]): KeyObject {
     const chain = x5c.map((der) => new X509Certificate(Buffer.from(der, 'base64')));
-    for (let i = 0; i < chain.length; i++) {
-      const cert = chain[i]!;
-      const root = this.roots.find((r) => r.fingerprint256 === cert.fingerprint256 || cert.verify(r.publicKey));
-      if (root && chain.slice(0, i).every((c, j) => c.verify(chain[j + 1]!.publicKey))) return chain[0]!.publicKey;
+    const now = Date.now();
+    for (const cert of chain) {
+      if (now < Date.parse(cert.validFrom) || now > Date.parse(cert.validTo)) {
+        throw new TokenError(`token certificate ${cert.subject.replace(/\n/g, ', ')} is outside its validity period`);
+      }
     }
-    throw new TokenError('token certificate chain does not lead to a trusted root (auth.token.rootcertbundle)');
+    for (let i = 0; i + 1 < chain.length; i++) {
+      const [cert, issuer] = [chain[i]!, chain[i + 1]!];
+      if (!issuer.ca || !cert.checkIssued(issuer) || !cert.verify(issuer.publicKey)) {
+        throw new TokenError('token certificate chain is broken: each certificate must be issued by the next, a CA');
+      }
+    }
+    const top = chain[chain.length - 1]!;
+    const trusted = this.roots.some((root) => root.fingerprint256 === top.fingerprint256 ||
+      (root.ca && top.checkIssued(root) && top.verify(root.publicKey)));
+    if (!trusted) throw new TokenError('token certificate chain does not lead to a trusted root (auth.token.rootcertbundle)');
+    return chain[0]!.publicKey;
   }
 }
 

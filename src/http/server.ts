@@ -135,7 +135,7 @@ async function dispatch(req: IncomingMessage, res: ServerResponse, services: Ser
   if (UPLOAD_ROUTES.has(route.name) && req.method !== 'GET' && req.method !== 'DELETE') onUpload();
   const required: Scope[] = route.resource === 'catalog' ? [{ type: 'registry', name: 'catalog', actions: ['*'] }]
     : route.resource === 'repository' ? [{ type: 'repository', name, actions: ACTIONS_FOR[method.effect] }] : [];
-  const auth = await security.authenticator.authenticate(req, required, base);
+  const auth = await security.authenticator.authenticate(req, required, baseUrl(req, config, true));
   info.user = auth.identity.user;
   if (method.effect !== 'read' && config.storage.readOnly) {
     throw new RegistryError('UNSUPPORTED', 'the registry is in read-only mode (storage.maintenance.readonly.enabled)');
@@ -155,9 +155,10 @@ function findRoute(path: string): [Route | undefined, RegExpExecArray | undefine
   return [undefined, undefined];
 }
 
-/** Where Location headers point: http.host, or the request's own host, unless relative URLs are asked for. */
-function baseUrl(req: IncomingMessage, config: Config): string {
-  if (config.http.relativeUrls) return config.http.prefix;
+/** Where Location headers point: http.host, or the request's own host, unless relative URLs are asked for
+ *  (`absolute` overrides that: a token realm must be absolute). */
+function baseUrl(req: IncomingMessage, config: Config, absolute = false): string {
+  if (config.http.relativeUrls && !absolute) return config.http.prefix;
   if (config.http.host) return config.http.host + config.http.prefix;
   const forwardedProto = header(req, 'x-forwarded-proto');
   const proto = forwardedProto ?? ((req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http');

@@ -49,7 +49,14 @@ class EndpointQueue {
   private kick(): void {
     this.metrics?.notificationsPending.set({ endpoint: this.endpoint.name }, this.pending.length);
     this.wake?.();
-    this.running ??= this.deliverAll().finally(() => { this.running = undefined; });
+    this.running ??= this.deliverAll()
+      .catch(async (err) => {
+        // storage trouble (not the endpoint's): keep the events and try again after a pause
+        this.log.error({ err, endpoint: this.endpoint.name }, 'notification spool unreadable; retrying');
+        await this.pause(this.endpoint.backoffMs);
+        if (!this.stopped) setImmediate(() => this.kick());
+      })
+      .finally(() => { this.running = undefined; });
   }
 
   private async deliverAll(): Promise<void> {

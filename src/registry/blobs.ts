@@ -43,7 +43,7 @@ export class BlobStore {
   }
 
   /** Asks storage itself, bypassing the cache: used before dropping bytes as duplicates. */
-  private async storedNow(digest: Digest): Promise<boolean> {
+  async storedNow(digest: Digest): Promise<boolean> {
     this.sizes.delete(digest.toString());
     return (await this.statGlobal(digest)) !== undefined;
   }
@@ -62,9 +62,17 @@ export class BlobStore {
     try {
       await this.driver.copyTo(paths.blobData(digest), dest, start, end);
     } catch (err) {
-      if (isNotFound(err)) throw blobUnknown(digest);
+      if (isNotFound(err)) {
+        this.forget(digest); // removed behind our back (garbage collection)
+        throw blobUnknown(digest);
+      }
       throw err;
     }
+  }
+
+  /** Whether `name` links the blob and its content is in storage now (no cache): for manifest checks. */
+  async present(name: string, digest: Digest): Promise<boolean> {
+    return (await this.isLinked(name, digest)) && this.storedNow(digest);
   }
 
   async link(name: string, digest: Digest): Promise<void> {

@@ -48,6 +48,26 @@ export async function lastGcReport(driver: StorageDriver): Promise<GcReport | un
   }
 }
 
+/** What a stored manifest keeps alive. A manifest that cannot be read stops the collection:
+ *  sweeping without knowing its references could delete layers it needs. */
+function referencesOf(content: Buffer, where: string): { children: string[]; blobs: string[]; subject?: string } {
+  let doc: { schemaVersion?: number; fsLayers?: { blobSum?: string }[] };
+  try {
+    doc = JSON.parse(content.toString('utf8'));
+  } catch {
+    throw new Error(`garbage collection stopped before deleting anything: manifest ${where} is not JSON`);
+  }
+  if (doc.schemaVersion === 1) { // Docker schema1 (written by older registries): its layers are fsLayers
+    return { children: [], blobs: (doc.fsLayers ?? []).map((l) => l.blobSum).filter((d): d is string => typeof d === 'string') };
+  }
+  try {
+    const parsed = parseManifest(content, storedMediaType(content));
+    return { children: parsed.manifests.map(String), blobs: parsed.blobs.map(String), subject: parsed.subject?.digest };
+  } catch (err) {
+    throw new Error(`garbage collection stopped before deleting anything: manifest ${where} cannot be read (${(err as Error).message})`);
+  }
+}
+
 export async function collectGarbage(driver: StorageDriver, options: GcOptions): Promise<GcResult> {
   const marked = new Set<string>();
   const result: GcResult = { repositories: 0, manifestsDeleted: 0, blobsKept: 0, blobsDeleted: 0 };
@@ -69,14 +89,7 @@ export async function collectGarbage(driver: StorageDriver, options: GcOptions):
           if (isNotFound(err)) continue;
           throw err;
         }
-        try {
-          const parsed = parseManifest(content, storedMediaType(content));
-          revisions.set(digest.toString(), {
-            children: parsed.manifests.map(String), blobs: parsed.blobs.map(String), subject: parsed.subject?.digest,
-          });
-        } catch {
-          revisions.set(digest.toString(), { children: [], blobs: [] }); // foreign format: keep as is
-        }
+        revisions.set(digest.toString(), referencesOf(content, `${name}@${digest}`));
       }
     }
     // Which revisions survive: all of them, or those reachable from a tag.

@@ -134,7 +134,7 @@ export class ManifestService {
     for (const digest of parsed.blobs) {
       if (seen.has(digest.toString())) continue;
       seen.add(digest.toString());
-      checks.push(this.blobs.isLinked(name, digest).then((ok) => {
+      checks.push(this.blobs.present(name, digest).then((ok) => {
         if (!ok) missing.push(blobUnknownInManifest(digest));
       }));
     }

@@ -105,10 +105,12 @@ export class UploadService {
     });
   }
 
-  async cancel(name: string, id: string, state?: string): Promise<void> {
-    await this.status(name, id, state);
-    this.hashes.delete(id);
-    await this.driver.delete(paths.uploadDir(name, id));
+  cancel(name: string, id: string, state?: string): Promise<void> {
+    return this.exclusive(id, async () => {
+      await this.status(name, id, state);
+      this.hashes.delete(id);
+      await this.driver.delete(paths.uploadDir(name, id));
+    });
   }
 
   /** Removes uploads started before `olderThan`; returns how many were removed. */

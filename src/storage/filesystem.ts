@@ -32,7 +32,7 @@ export class FilesystemDriver implements StorageDriver {
     const temp = `${target}.${randomBytes(6).toString('hex')}.tmp`;
     await fs.mkdir(dirname(target), { recursive: true });
     try {
-      await fs.writeFile(temp, content);
+      await fs.writeFile(temp, content, { flush: true }); // durable before it becomes visible
       await fs.rename(temp, target);
     } catch (err) {
       await fs.rm(temp, { force: true });
@@ -69,7 +69,10 @@ export class FilesystemDriver implements StorageDriver {
         const bytes = await readInto(handle.fd, buffer, Math.min(size, last - position + 1), position);
         if (bytes === 0) throw new Error(`${path} is shorter than expected`);
         await writing;
-        writing = writeChunk(dest, buffer.subarray(0, bytes));
+        const send = writeChunk(dest, buffer.subarray(0, bytes));
+        // awaited on the next turn; a client that leaves meanwhile must not be an unhandled rejection
+        send.catch(() => undefined);
+        writing = send;
         position += bytes;
       }
       await writing;
@@ -105,6 +108,14 @@ export class FilesystemDriver implements StorageDriver {
 
   async move(source: string, dest: string): Promise<void> {
     const to = this.full(dest);
+    // the content reaches the disk before its new name does, so a power cut cannot leave a
+    // short or empty file under a digest
+    const handle = await fs.open(this.full(source), 'r+').catch((err) => { throw translate(err, source); });
+    try {
+      await handle.datasync();
+    } finally {
+      await handle.close();
+    }
     await fs.mkdir(dirname(to), { recursive: true });
     try {
       await fs.rename(this.full(source), to);

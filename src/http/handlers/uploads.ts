@@ -41,8 +41,8 @@ export async function startUpload(ctx: RequestContext): Promise<void> {
     // is stored and the caller may read everything; otherwise a normal upload starts.
     const source = from ? validateName(from) : undefined;
     const available = source
-      ? ctx.auth.can(source, 'pull') && await blobs.isLinked(source, digest) && !!(await blobs.statGlobal(digest))
-      : ctx.auth.unrestricted && !!(await blobs.statGlobal(digest));
+      ? ctx.auth.can(source, 'pull') && await blobs.present(source, digest)
+      : ctx.auth.unrestricted && await blobs.storedNow(digest);
     if (available) {
       await blobs.link(ctx.name, digest);
       created(ctx, digest.toString());
