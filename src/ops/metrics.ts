@@ -91,7 +91,7 @@ export function instrumentDriver(driver: StorageDriver, metrics: Metrics): Stora
   return {
     name: driver.name,
     getContent: (path) => time('getcontent', () => driver.getContent(path)),
-    putContent: (path, content) => time('putcontent', () => driver.putContent(path, content)),
+    putContent: (path, content, options) => time('putcontent', () => driver.putContent(path, content, options)),
     reader: (path, offset, end): Promise<Readable> => time('reader', () => driver.reader(path, offset, end)),
     copyTo: (path, dest: Writable, offset, end) => time('copyto', () => driver.copyTo(path, dest, offset, end)),
     writer: (path, append): Promise<Writable> => time('writer', () => driver.writer(path, append)),

@@ -102,14 +102,15 @@ export class ManifestService {
     }
     await this.checkReferences(name, parsed);
 
+    // the content is durable before anything names it; the names that point at it (revision,
+    // referrers entry, tag) are then written together: readers never find a name without content
     await this.blobs.putSmall(digest, content);
-    await this.driver.putContent(paths.revisionLink(name, digest), digest.toString());
-    let subject: Digest | undefined;
-    if (parsed.subject) {
-      subject = parseDigest(parsed.subject.digest);
-      await this.driver.putContent(paths.referrerLink(name, subject, digest), digest.toString());
-    }
-    if (!byDigest) await this.tags.set(name, reference, digest);
+    const subject = parsed.subject ? parseDigest(parsed.subject.digest) : undefined;
+    await Promise.all([
+      this.driver.putContent(paths.revisionLink(name, digest), digest.toString()),
+      subject ? this.driver.putContent(paths.referrerLink(name, subject, digest), digest.toString()) : undefined,
+      byDigest ? undefined : this.tags.set(name, reference, digest),
+    ]);
     this.cache.set({ digest, mediaType: parsed.mediaType, content });
     return { digest, subject };
   }

@@ -14,8 +14,11 @@ export class TagService {
   }
 
   async set(name: string, tag: string, digest: Digest): Promise<void> {
-    await this.driver.putContent(paths.tagIndexLink(name, tag, digest), digest.toString());
-    await this.driver.putContent(paths.tagCurrentLink(name, tag), digest.toString());
+    // the index is history, kept for registry:2's layout; only `current` has to survive a power cut
+    await Promise.all([
+      this.driver.putContent(paths.tagIndexLink(name, tag, digest), digest.toString(), { durable: false }),
+      this.driver.putContent(paths.tagCurrentLink(name, tag), digest.toString()),
+    ]);
   }
 
   async remove(name: string, tag: string): Promise<void> {

@@ -48,7 +48,8 @@ export class UploadService {
 
   async start(name: string): Promise<UploadStatus> {
     const id = randomUUID();
-    await this.driver.putContent(paths.uploadStartedAt(name, id), new Date().toISOString());
+    // only upload purging reads it, and it falls back to the directory's time
+    await this.driver.putContent(paths.uploadStartedAt(name, id), new Date().toISOString(), { durable: false });
     const writer = await this.driver.writer(paths.uploadData(name, id), false);
     await new Promise<void>((resolve, reject) => writer.end((err?: Error | null) => (err ? reject(err) : resolve())));
     this.remember(id, { hash: createHash('sha256'), offset: 0 });

@@ -18,8 +18,11 @@ export interface StorageDriver {
   readonly name: string;
   /** Whole content of a small file (links, manifests). Throws PathNotFoundError. */
   getContent(path: string): Promise<Buffer>;
-  /** Replaces a small file atomically: readers see the old or the new content, never a mix. */
-  putContent(path: string, content: Buffer | string): Promise<void>;
+  /**
+   * Replaces a small file atomically: readers see the old or the new content, never a mix.
+   * Unless `durable` is false, the content is on disk before the call resolves.
+   */
+  putContent(path: string, content: Buffer | string, options?: { durable?: boolean }): Promise<void>;
   /** Streams [offset, end] (inclusive end) of a file. Throws PathNotFoundError. */
   reader(path: string, offset?: number, end?: number): Promise<Readable>;
   /** Sends [offset, end] of a file to `dest`, honouring its backpressure. Throws PathNotFoundError. */

@@ -1,6 +1,6 @@
 // Filesystem driver: the embedded default, laid out exactly like distribution's so that a data
 // directory moves freely between Berth and registry:2.
-import { createReadStream, createWriteStream, read, readFile, readdir, stat } from 'node:fs';
+import { createReadStream, createWriteStream, fdatasync, read, readFile, readdir, stat, type WriteStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
@@ -27,12 +27,12 @@ export class FilesystemDriver implements StorageDriver {
     });
   }
 
-  async putContent(path: string, content: Buffer | string): Promise<void> {
+  async putContent(path: string, content: Buffer | string, options: { durable?: boolean } = {}): Promise<void> {
     const target = this.full(path);
     const temp = `${target}.${randomBytes(6).toString('hex')}.tmp`;
     await fs.mkdir(dirname(target), { recursive: true });
     try {
-      await fs.writeFile(temp, content, { flush: true }); // durable before it becomes visible
+      await fs.writeFile(temp, content, { flush: options.durable !== false }); // durable before it becomes visible
       await fs.rename(temp, target);
     } catch (err) {
       await fs.rm(temp, { force: true });
@@ -85,7 +85,7 @@ export class FilesystemDriver implements StorageDriver {
   async writer(path: string, append: boolean): Promise<Writable> {
     const target = this.full(path);
     await fs.mkdir(dirname(target), { recursive: true });
-    const stream = createWriteStream(target, { flags: append ? 'a' : 'w', highWaterMark: 1 << 20 });
+    const stream = flushWhileWriting(createWriteStream(target, { flags: append ? 'a' : 'w', highWaterMark: 1 << 20 }));
     await new Promise<void>((resolve, reject) => {
       stream.once('open', () => resolve());
       stream.once('error', reject);
@@ -132,6 +132,42 @@ export class FilesystemDriver implements StorageDriver {
     await fs.mkdir(this.root, { recursive: true });
     await fs.access(this.root, fs.constants.R_OK | fs.constants.W_OK);
   }
+}
+
+/**
+ * Makes a write stream start flushing to disk every FLUSH_EVERY bytes while writing goes on, so
+ * that the flush a commit needs (see move) finds little left to write: disk and network overlap.
+ */
+const FLUSH_EVERY = 32 << 20;
+type WriteCallback = (error?: Error | null) => void;
+interface StreamInternals {
+  fd: number | null;
+  _write(chunk: Buffer, encoding: BufferEncoding, callback: WriteCallback): void;
+  _writev(chunks: { chunk: Buffer; encoding: BufferEncoding }[], callback: WriteCallback): void;
+}
+
+function flushWhileWriting(stream: WriteStream): WriteStream {
+  const inner = stream as unknown as StreamInternals;
+  const write = inner._write.bind(stream);
+  const writev = inner._writev.bind(stream);
+  let unflushed = 0;
+  let flushing = false;
+  const written = (bytes: number) => {
+    unflushed += bytes;
+    if (unflushed < FLUSH_EVERY || flushing || typeof inner.fd !== 'number') return;
+    unflushed = 0;
+    flushing = true;
+    fdatasync(inner.fd, () => { flushing = false; }); // best effort; move() flushes for real
+  };
+  inner._write = (chunk, encoding, callback) => write(chunk, encoding, (err) => {
+    if (!err) written(chunk.length);
+    callback(err);
+  });
+  inner._writev = (chunks, callback) => writev(chunks, (err) => {
+    if (!err) written(chunks.reduce((n, c) => n + c.chunk.length, 0));
+    callback(err);
+  });
+  return stream;
 }
 
 /** Buffers for blob sends: 1 MiB for a lone download, shrinking so that all together stay near 16 MiB. */
