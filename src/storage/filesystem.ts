@@ -11,6 +11,7 @@ export class FilesystemDriver implements StorageDriver {
   readonly name = 'filesystem';
   /** Blob sends in progress: their buffers share one memory budget. */
   private copies = 0;
+  private readonly unflushed = new Unflushed();
 
   constructor(private readonly root: string) {}
 
@@ -85,7 +86,7 @@ export class FilesystemDriver implements StorageDriver {
   async writer(path: string, append: boolean): Promise<Writable> {
     const target = this.full(path);
     await fs.mkdir(dirname(target), { recursive: true });
-    const stream = flushWhileWriting(createWriteStream(target, { flags: append ? 'a' : 'w', highWaterMark: 1 << 20 }));
+    const stream = flushWhileWriting(createWriteStream(target, { flags: append ? 'a' : 'w', highWaterMark: 1 << 20 }), target, this.unflushed);
     await new Promise<void>((resolve, reject) => {
       stream.once('open', () => resolve());
       stream.once('error', reject);
@@ -110,6 +111,7 @@ export class FilesystemDriver implements StorageDriver {
     const to = this.full(dest);
     // the content reaches the disk before its new name does, so a power cut cannot leave a
     // short or empty file under a digest
+    this.unflushed.forget(this.full(source));
     const handle = await fs.open(this.full(source), 'r+').catch((err) => { throw translate(err, source); });
     try {
       await handle.datasync();
@@ -146,16 +148,33 @@ interface StreamInternals {
   _writev(chunks: { chunk: Buffer; encoding: BufferEncoding }[], callback: WriteCallback): void;
 }
 
-function flushWhileWriting(stream: WriteStream): WriteStream {
+/** Bytes written but not yet flushed, per file: counted across the streams of one upload (chunked PATCHes). */
+class Unflushed {
+  private readonly bytes = new Map<string, number>();
+
+  add(file: string, n: number): boolean {
+    const total = (this.bytes.get(file) ?? 0) + n;
+    if (total >= FLUSH_EVERY) {
+      this.bytes.delete(file);
+      return true;
+    }
+    if (!this.bytes.has(file) && this.bytes.size >= 10_000) this.bytes.clear(); // abandoned uploads
+    this.bytes.set(file, total);
+    return false;
+  }
+
+  forget(file: string): void {
+    this.bytes.delete(file);
+  }
+}
+
+function flushWhileWriting(stream: WriteStream, file: string, unflushed: Unflushed): WriteStream {
   const inner = stream as unknown as StreamInternals;
   const write = inner._write.bind(stream);
   const writev = inner._writev.bind(stream);
-  let unflushed = 0;
   let flushing = false;
   const written = (bytes: number) => {
-    unflushed += bytes;
-    if (unflushed < FLUSH_EVERY || flushing || typeof inner.fd !== 'number') return;
-    unflushed = 0;
+    if (!unflushed.add(file, bytes) || flushing || typeof inner.fd !== 'number') return;
     flushing = true;
     fdatasync(inner.fd, () => { flushing = false; }); // best effort; move() flushes for real
   };
