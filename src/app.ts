@@ -25,6 +25,9 @@ import type { StorageDriver } from './storage/driver.js';
 import { FilesystemDriver } from './storage/filesystem.js';
 import { MemoryDriver } from './storage/memory.js';
 
+/** How often a running registry looks for a new `berth gc` report. */
+export const GC_WATCH_MS = 5000;
+
 /** The OCI image-spec's recommended ceiling for a manifest. */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
@@ -151,6 +154,17 @@ export function createApp(config: Config, log: Logger, driver?: StorageDriver): 
       }
       health?.start();
       await notifier.start();
+      // `berth gc` runs as its own process: when its report changes, cached blob sizes may be stale
+      let lastGc = (await lastGcReport(storage).catch(() => undefined))?.finishedAt;
+      timers.push(setInterval(() => {
+        lastGcReport(storage).then((report) => {
+          if (report && report.finishedAt !== lastGc) {
+            lastGc = report.finishedAt;
+            services.blobs.forgetAll();
+            log.info({ gc: report }, 'garbage collection ran: blob caches cleared');
+          }
+        }, () => undefined);
+      }, GC_WATCH_MS).unref());
     },
     stop: async () => {
       timers.forEach(clearTimeout);

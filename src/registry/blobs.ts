@@ -53,6 +53,11 @@ export class BlobStore {
     this.sizes.delete(digest.toString());
   }
 
+  /** Forgets every cached size: garbage collection ran (possibly in another process). */
+  forgetAll(): void {
+    this.sizes.clear();
+  }
+
   async isLinked(name: string, digest: Digest): Promise<boolean> {
     return readLink(this.driver, paths.layerLink(name, digest)).then((linked) => linked?.toString() === digest.toString());
   }

@@ -6,6 +6,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { SignJWT } from 'jose';
+import { GC_WATCH_MS } from '../../src/app.js';
 import { collectGarbage } from '../../src/registry/gc.js';
 import { FilesystemDriver } from '../../src/storage/filesystem.js';
 import { run } from '../helpers/clients.js';
@@ -72,6 +73,20 @@ describe('review regressions', () => {
         headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' } });
       assert.equal(res.status, 400);
       assert.deepEqual(await errorCodes(res), ['MANIFEST_BLOB_UNKNOWN']);
+    } finally {
+      await r.close();
+    }
+  });
+
+  it('stops answering HEAD for blobs garbage collection removed, without a restart', async () => {
+    const root = tempDir();
+    const r = await startRegistry({ root });
+    try {
+      const digest = await pushBlob(r.url, 'gcwatch/app', 'unreferenced');
+      assert.equal((await fetch(`${r.url}/v2/gcwatch/app/blobs/${digest}`, { method: 'HEAD' })).status, 200);
+      await collectGarbage(new FilesystemDriver(root), { dryRun: false, deleteUntagged: false });
+      await new Promise((resolve) => setTimeout(resolve, GC_WATCH_MS + 500));
+      assert.equal((await fetch(`${r.url}/v2/gcwatch/app/blobs/${digest}`, { method: 'HEAD' })).status, 404);
     } finally {
       await r.close();
     }
