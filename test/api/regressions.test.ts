@@ -1,4 +1,5 @@
-// Regressions: cases a review found, each reproduced before it was fixed.
+// Failure modes that once escaped: aborted downloads, gc and foreign manifests, removed content,
+// certificate chains, public metrics, token realms below a prefix.
 import { strict as assert } from 'node:assert';
 import { createPrivateKey, randomBytes, randomUUID, X509Certificate } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -15,7 +16,7 @@ import { errorCodes, pushBlob, sha256, startRegistry, tempDir } from '../helpers
 
 const V2 = 'docker/registry/v2';
 
-describe('review regressions', () => {
+describe('regressions', () => {
   it('a client leaving in the middle of a blob download does not bring the registry down', async () => {
     const r = await startRegistry();
     try {
