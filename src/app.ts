@@ -111,9 +111,11 @@ export function createSecurity(config: Config, log: Logger): Security & { standa
 export function createTokenListener(tokenServer: TokenServer, path: string, log: Logger): Server {
   return createHttpServer((req, res) => {
     const [pathname, search] = (req.url ?? '/').split('?');
-    const reply = pathname === path ? tokenServer.handle(req, res, new URLSearchParams(search ?? ''))
-      : Promise.resolve(res.writeHead(404, { 'Content-Type': 'application/json' }).end('{"error":"not_found"}'));
-    reply.catch((err) => {
+    if (pathname !== path) {
+      res.writeHead(404, { 'Content-Type': 'application/json' }).end('{"error":"not_found"}');
+      return;
+    }
+    tokenServer.handle(req, res, new URLSearchParams(search ?? '')).catch((err) => {
       log.error({ err }, 'token server error');
       if (!res.headersSent) res.writeHead(500).end();
     });

@@ -2,7 +2,8 @@
 // berth: the command line. Parses argv, loads the configuration, starts the registry.
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
-import { createApp } from './app.js';
+import { createApp, createSecurity, createServices, createTokenListener } from './app.js';
+import { collectGarbage } from './registry/gc.js';
 import { ConfigError, loadConfig, type Config } from './config/load.js';
 import { createLogger } from './log.js';
 import { closeConnections } from './http/listener.js';
@@ -183,8 +184,6 @@ async function gc(argv: string[]): Promise<void> {
   }
   const config = configFrom(values, positionals);
   const log = createLogger(config);
-  const { createServices } = await import('./app.js');
-  const { collectGarbage } = await import('./registry/gc.js');
   const services = createServices(config);
   const result = await collectGarbage(services.driver, {
     dryRun: !!values['dry-run'], deleteUntagged: !!values['delete-untagged'],
@@ -256,7 +255,6 @@ async function tokenServer(argv: string[]): Promise<void> {
   const log = createLogger(config);
   if (!config.tokenServer.enabled) fatal('configuration error: set tokenserver.enabled: true (and tokenserver.htpasswd) to run the token server');
   const addr = values.addr ?? (config.tokenServer.addr || '0.0.0.0:5001');
-  const { createSecurity, createTokenListener } = await import('./app.js');
   const security = createSecurity({ ...config, tokenServer: { ...config.tokenServer, addr } }, log);
   const listener = createTokenListener(security.standalone!, config.tokenServer.path, log);
   listener.on('error', (err: Error) => fatal(`cannot listen on ${addr}: ${err.message}`));

@@ -6,7 +6,7 @@ import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { tempDir } from '../helpers/registry.js';
 import { requireTool, run, startBerth, testImages, type TestImages } from '../helpers/clients.js';
 
