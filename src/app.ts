@@ -17,10 +17,15 @@ import { Notifier } from './ops/notifications.js';
 import { BlobStore } from './registry/blobs.js';
 import { CatalogService, walkRepositories } from './registry/catalog.js';
 import { lastGcReport } from './registry/gc.js';
+import { LinkMetadataStore } from './registry/link-store.js';
+import { Collector, HeartbeatLease, UploadFiguresCache } from './registry/maintenance.js';
 import { ManifestService } from './registry/manifests.js';
-import { ReferrersService } from './registry/referrers.js';
+import type { MetadataStore } from './registry/metadata.js';
+import { ReferrersService, type UnreadableReporter } from './registry/referrers.js';
 import { TagService } from './registry/tags.js';
 import { UploadService } from './registry/uploads.js';
+import { UsageIndex } from './registry/usage.js';
+import { registerMaintenanceMetrics } from './ops/maintenance-metrics.js';
 import type { StorageDriver } from './storage/driver.js';
 import { FilesystemDriver } from './storage/filesystem.js';
 import { MemoryDriver } from './storage/memory.js';
@@ -28,35 +33,63 @@ import { MemoryDriver } from './storage/memory.js';
 /** How often a running registry looks for a new `berth gc` report. */
 export const GC_WATCH_MS = 5000;
 
+/** How often the usage figures are rebuilt from storage (for changes made by other processes). */
+export const USAGE_REFRESH_MS = 10 * 60_000;
+
 /** The OCI image-spec's recommended ceiling for a manifest. */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
 export interface Services {
   driver: StorageDriver;
+  /** Repository metadata and its coordination: every other service writes through it. */
+  store: MetadataStore;
   blobs: BlobStore;
   uploads: UploadService;
   tags: TagService;
   manifests: ManifestService;
   referrers: ReferrersService;
   catalog: CatalogService;
+  usage: UsageIndex;
+  collector: Collector;
+  openUploads: UploadFiguresCache;
 }
 
 export function createDriver(config: Config): StorageDriver {
   return config.storage.driver === 'inmemory' ? new MemoryDriver() : new FilesystemDriver(resolve(config.storage.rootDirectory));
 }
 
-export function createServices(config: Config, driver: StorageDriver = createDriver(config)): Services {
-  const blobs = new BlobStore(driver);
-  const tags = new TagService(driver);
-  const manifests = new ManifestService(driver, blobs, tags, MAX_MANIFEST_BYTES);
+/** How stale storage's record of a blob's last use may be: well within the grace period. */
+function persistStep(graceMs: number): number {
+  return Math.max(0, Math.min(60_000, Math.floor(graceMs / 4)));
+}
+
+export interface ServiceHooks {
+  onUnreadable?: UnreadableReporter;
+  log?: Logger;
+}
+
+export function createServices(config: Config, driver: StorageDriver = createDriver(config), hooks: ServiceHooks = {}): Services {
+  const store = new LinkMetadataStore(driver, persistStep(config.storage.gc.graceMs));
+  const blobs = new BlobStore(driver, store);
+  const tags = new TagService(store);
+  const manifests = new ManifestService(store, blobs, MAX_MANIFEST_BYTES);
+  const uploads = new UploadService(driver, store, config.http.secret);
+  const catalog = new CatalogService(driver);
+  store.subscribe((event) => {
+    if (event.type === 'repository-deleted') catalog.remove(event.name);
+    if (event.type === 'manifest-put') catalog.add(event.name);
+  });
+  const log = hooks.log;
+  const collector = new Collector(store, driver, uploads, config.storage.gc, {
+    onUnreadable: hooks.onUnreadable,
+    onProgress: log ? (detail, message) => log.info(detail, message) : undefined,
+    onDelete: log ? (what, detail) => log.debug(detail, `${config.storage.gc.dryRun ? 'would delete' : 'deleted'} ${what}`) : undefined,
+  });
   return {
-    driver,
-    blobs,
-    uploads: new UploadService(driver, blobs, config.http.secret),
-    tags,
-    manifests,
-    referrers: new ReferrersService(driver, manifests),
-    catalog: new CatalogService(driver),
+    driver, store, blobs, uploads, tags, manifests, catalog, collector,
+    referrers: new ReferrersService(store, manifests, hooks.onUnreadable),
+    usage: new UsageIndex(store, driver),
+    openUploads: new UploadFiguresCache(driver, uploads),
   };
 }
 
@@ -126,7 +159,15 @@ export function createApp(config: Config, log: Logger, driver?: StorageDriver): 
   const baseDriver = driver ?? createDriver(config);
   const metrics = config.debug.prometheus ? new Metrics(() => lastGcReport(baseDriver)) : undefined;
   const storage = metrics ? instrumentDriver(baseDriver, metrics) : baseDriver;
-  const services = createServices(config, storage);
+  const services = createServices(config, storage, {
+    log,
+    onUnreadable: (name, digest, reason) => {
+      maintenanceMetrics?.unreadable.inc();
+      log.warn({ repository: name, digest: digest.toString(), reason }, 'stored manifest cannot be read: everything it might reference is kept');
+    },
+  });
+  const maintenanceMetrics = metrics ? registerMaintenanceMetrics(metrics.registry, services) : undefined;
+  const lease = new HeartbeatLease(storage);
   const security = createSecurity(config, log);
   const notifier = new Notifier(config.notifications, storage, log, metrics);
   const health = config.health.storage ? new StorageHealth(storage, config.health.intervalMs, config.health.threshold) : undefined;
@@ -156,20 +197,37 @@ export function createApp(config: Config, log: Logger, driver?: StorageDriver): 
       }
       health?.start();
       await notifier.start();
-      // `berth gc` runs as its own process: when its report changes, cached blob sizes may be stale
+      if (!config.storage.readOnly) await lease.start();
+      services.usage.ready().catch((err) => log.error({ err }, 'usage index could not be built'));
+      const { collector } = services;
+      // an offline `berth gc --force` runs as its own process: when its report changes, cached sizes may be stale
       let lastGc = (await lastGcReport(storage).catch(() => undefined))?.finishedAt;
+      collector.onFinished((report) => {
+        lastGc = report.finishedAt;
+        log.info(report, report.dryRun ? 'garbage collection (dry run) done' : 'garbage collection done');
+        services.usage.rebuild().catch((err) => log.error({ err }, 'usage index could not be rebuilt'));
+      });
+      const gc = config.storage.gc;
+      if (gc.enabled && !config.storage.readOnly) {
+        const run = () => collector.run().catch((err) => log.error({ err }, 'garbage collection failed'));
+        timers.push(setInterval(run, gc.intervalMs).unref());
+      }
       timers.push(setInterval(() => {
         lastGcReport(storage).then((report) => {
           if (report && report.finishedAt !== lastGc) {
             lastGc = report.finishedAt;
             services.blobs.forgetAll();
-            log.info({ gc: report }, 'garbage collection ran: blob caches cleared');
+            services.usage.rebuild().catch(() => undefined);
+            log.info({ gc: report }, 'garbage collection ran in another process: blob caches cleared');
           }
         }, () => undefined);
       }, GC_WATCH_MS).unref());
+      // changes made by other processes sharing the storage reach the usage figures at least this often
+      timers.push(setInterval(() => void services.usage.rebuild().catch(() => undefined), USAGE_REFRESH_MS).unref());
     },
     stop: async () => {
       timers.forEach(clearTimeout);
+      await lease.stop();
       health?.stop();
       await notifier.stop();
     },

@@ -2,9 +2,9 @@
 // berth: the command line. Parses argv, loads the configuration, starts the registry.
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
-import { createApp, createSecurity, createServices, createTokenListener } from './app.js';
-import { collectGarbage } from './registry/gc.js';
-import { ConfigError, loadConfig, type Config } from './config/load.js';
+import { createApp, createDriver, createSecurity, createTokenListener } from './app.js';
+import { collectOffline, liveLeases } from './registry/maintenance.js';
+import { ConfigError, loadConfig, parseDuration, type Config } from './config/load.js';
 import { createLogger } from './log.js';
 import { closeConnections } from './http/listener.js';
 
@@ -16,7 +16,7 @@ Usage: berth <command> [options]
 
 Commands:
   serve [CONFIG]          start the registry (default: 0.0.0.0:5000, data in ./data)
-  gc [CONFIG]             remove blobs and manifests nothing references (registry stopped or read-only)
+  gc [CONFIG]             remove blobs and manifests nothing references (storage no registry serves)
   token-server [CONFIG]   run only the token server (Docker token authentication)
   health [CONFIG]         exit 0 when the registry CONFIG describes answers on /v2/ (container HEALTHCHECK)
   version                 print the version
@@ -62,13 +62,20 @@ See docs/configuration.md for every key.
 const GC_HELP = `Usage: berth gc [CONFIG] [options]
 
 Marks every blob that a manifest in any repository references and deletes the rest, like
-registry:2's 'garbage-collect'. Run it while no pushes happen (stop the registry or set it read-only).
+registry:2's 'garbage-collect'. A running registry collects by itself, safely while it serves
+(storage.maintenance.gc, or POST /api/v1/gc); this command is for storage nothing serves. It
+refuses to run while a registry serves the storage (seen through the lease each one keeps
+under /berth/leases), unless given --force.
 
 Options:
   -c, --config FILE        config file
   -r, --root DIR           data directory
   -d, --dry-run            only report what would be deleted
   -m, --delete-untagged    also delete manifests that no tag points at
+  -g, --grace DURATION     keep unreferenced content used more recently than this (default 0,
+                           or storage.maintenance.gc.grace with --force)
+  -f, --force              run although a registry serves this storage: pushes in progress
+                           longer than the grace period may lose blobs they uploaded
   -h, --help               show this help
 `;
 
@@ -175,6 +182,7 @@ async function gc(argv: string[]): Promise<void> {
     args: argv, allowPositionals: true, options: {
       config: { type: 'string', short: 'c' }, root: { type: 'string', short: 'r' },
       'dry-run': { type: 'boolean', short: 'd' }, 'delete-untagged': { type: 'boolean', short: 'm' },
+      grace: { type: 'string', short: 'g' }, force: { type: 'boolean', short: 'f' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -184,12 +192,29 @@ async function gc(argv: string[]): Promise<void> {
   }
   const config = configFrom(values, positionals);
   const log = createLogger(config);
-  const services = createServices(config);
-  const result = await collectGarbage(services.driver, {
-    dryRun: !!values['dry-run'], deleteUntagged: !!values['delete-untagged'],
-    onDelete: (what, detail) => log.info(detail, `${values['dry-run'] ? 'would delete' : 'deleted'} ${what}`),
+  const driver = createDriver(config);
+  const dryRun = !!values['dry-run'];
+  let graceMs = values.grace !== undefined ? parseDuration(values.grace) : 0;
+  if (graceMs === undefined) fatal(`--grace ${JSON.stringify(values.grace)} is not a duration: use e.g. 30m or 1h`);
+  const serving = await liveLeases(driver);
+  if (serving.length > 0 && !dryRun) {
+    const who = serving.map((l) => `${l.host} pid ${l.pid}`).join(', ');
+    if (!values.force) {
+      fatal(`a registry is serving this storage (${who}): it collects garbage by itself (storage.maintenance.gc, POST /api/v1/gc); ` +
+        'stop it first, or pass --force to collect anyway');
+    }
+    if (values.grace === undefined) graceMs = config.storage.gc.graceMs;
+    log.warn({ serving: who, graceMs }, 'collecting while a registry serves this storage: content used within the grace period is kept, ' +
+      'but a push in progress for longer than that may lose blobs it uploaded');
+  }
+  const result = await collectOffline(driver, {
+    dryRun, deleteUntagged: !!values['delete-untagged'], graceMs,
+    onDelete: (what, detail) => log.info(detail, `${dryRun ? 'would delete' : 'deleted'} ${what}`),
+    onProgress: (detail, message) => log.info(detail, message),
+    onUnreadable: (name, digest, reason) => log.warn({ repository: name, digest: digest.toString(), reason },
+      'stored manifest cannot be read: everything it might reference is kept'),
   });
-  log.info(result, values['dry-run'] ? 'garbage collection (dry run) done' : 'garbage collection done');
+  log.info(result, dryRun ? 'garbage collection (dry run) done' : 'garbage collection done');
 }
 
 const HEALTH_HELP = `Usage: berth health [CONFIG] [--url URL]

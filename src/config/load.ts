@@ -16,6 +16,7 @@ export interface Config {
     deleteEnabled: boolean;
     readOnly: boolean;
     uploadPurging: { enabled: boolean; ageMs: number; intervalMs: number; dryRun: boolean };
+    gc: { enabled: boolean; intervalMs: number; graceMs: number; deleteUntagged: boolean; dryRun: boolean };
   };
   http: {
     addr: string;
@@ -270,6 +271,13 @@ function build(tree: Tree, warnings: string[]): Config {
         ageMs: t.storage.maintenance.uploadpurging.age,
         intervalMs: t.storage.maintenance.uploadpurging.interval,
         dryRun: t.storage.maintenance.uploadpurging.dryrun,
+      },
+      gc: {
+        enabled: t.storage.maintenance.gc.enabled,
+        intervalMs: t.storage.maintenance.gc.interval,
+        graceMs: t.storage.maintenance.gc.grace,
+        deleteUntagged: t.storage.maintenance.gc.deleteuntagged,
+        dryRun: t.storage.maintenance.gc.dryrun,
       },
     },
     http: {

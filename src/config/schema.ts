@@ -40,6 +40,8 @@ export const SCHEMA: Spec = obj({
     maintenance: obj({
       uploadpurging: obj({ enabled: bool(true), age: duration('168h'), interval: duration('24h'), dryrun: bool(false) }),
       readonly: obj({ enabled: bool(false) }),
+      // Berth's own: garbage collection inside the serving registry
+      gc: obj({ enabled: bool(false), interval: duration('24h'), grace: duration('1h'), deleteuntagged: bool(false), dryrun: bool(false) }),
     }),
     cache: ignored('Berth keeps its own small in-memory caches'),
     redirect: ignored('the filesystem driver serves blobs directly'),

@@ -4,6 +4,7 @@ import type { Handler } from './context.js';
 import { deleteBlob, getBlob } from './handlers/blobs.js';
 import { base, catalog, referrers, tagsList } from './handlers/discovery.js';
 import { deleteManifest, getManifest, putManifest } from './handlers/manifests.js';
+import { deleteRepository, gcStatus, getRepository, listRepositories, startGc, uploadsStatus } from './handlers/management.js';
 import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from './handlers/uploads.js';
 
 /** `read` serves content; `write` is refused in read-only mode; `delete` also needs deletes enabled. */
@@ -55,4 +56,14 @@ export const ROUTES: Route[] = [
     methods: { GET: read(getBlob), HEAD: read(getBlob), DELETE: remove(deleteBlob) },
   },
   { name: 'referrers', resource: 'repository', pattern: new RegExp(`^/v2/${NAME}/referrers/([^/]+)$`), methods: { GET: read(referrers) } },
+  // the management API (/api/v1/), authorised like /v2/
+  { name: 'api-repositories', resource: 'catalog', pattern: /^\/api\/v1\/repositories\/?$/, methods: { GET: read(listRepositories) } },
+  {
+    name: 'api-repository',
+    resource: 'repository',
+    pattern: /^\/api\/v1\/repositories\/(.+?)\/?$/,
+    methods: { GET: read(getRepository), DELETE: remove(deleteRepository) },
+  },
+  { name: 'api-gc', resource: 'catalog', pattern: /^\/api\/v1\/gc$/, methods: { GET: read(gcStatus), POST: write(startGc) } },
+  { name: 'api-uploads', resource: 'catalog', pattern: /^\/api\/v1\/uploads$/, methods: { GET: read(uploadsStatus) } },
 ];

@@ -98,6 +98,7 @@ export function instrumentDriver(driver: StorageDriver, metrics: Metrics): Stora
     stat: (path): Promise<FileInfo> => time('stat', () => driver.stat(path)),
     list: (path) => time('list', () => driver.list(path)),
     move: (source, dest) => time('move', () => driver.move(source, dest)),
+    touch: (path) => time('touch', () => driver.touch(path)),
     delete: (path) => time('delete', () => driver.delete(path)),
     ping: () => time('ping', () => driver.ping()),
   };

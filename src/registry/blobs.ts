@@ -1,8 +1,11 @@
 // Blobs: content-addressed data shared by every repository, reachable from a repository only
 // through its link files (which gives deduplication and cross-repository mounts for free).
+// What links what, and when content may go, is the metadata store's; this service adds the
+// size cache and streams the bytes.
 import type { Writable } from 'node:stream';
 import { isNotFound, type StorageDriver } from '../storage/driver.js';
 import { RegistryError } from './errors.js';
+import type { MetadataStore } from './metadata.js';
 import { parseDigest, type Digest } from './names.js';
 import { paths } from './paths.js';
 
@@ -14,15 +17,20 @@ export interface BlobDescriptor {
 const MAX_CACHED_SIZES = 100_000;
 
 export class BlobStore {
-  /** Content is immutable, so a blob's size never changes; only garbage collection removes it. */
+  /** Content is immutable, so a blob's size never changes; only collection removes it, and tells us. */
   private readonly sizes = new Map<string, number>();
 
-  constructor(private readonly driver: StorageDriver) {}
+  constructor(private readonly driver: StorageDriver, private readonly store: MetadataStore) {
+    store.subscribe((event) => {
+      if (event.type === 'blob-deleted') this.forget(event.digest);
+    });
+  }
 
-  /** Size of a blob linked into `name`; BLOB_UNKNOWN when it is not. */
+  /** Size of a blob linked into `name`; BLOB_UNKNOWN when it is not. A found blob counts as used. */
   async stat(name: string, digest: Digest): Promise<BlobDescriptor> {
-    const [linked, stored] = await Promise.all([this.isLinked(name, digest), this.statGlobal(digest)]);
+    const [linked, stored] = await Promise.all([this.store.blobLinked(name, digest), this.statGlobal(digest)]);
     if (!linked || !stored) throw blobUnknown(digest);
+    this.store.touchBlob(digest);
     return stored;
   }
 
@@ -31,35 +39,25 @@ export class BlobStore {
     const key = digest.toString();
     const known = this.sizes.get(key);
     if (known !== undefined) return { digest, size: known };
-    try {
-      const info = await this.driver.stat(paths.blobData(digest));
-      if (this.sizes.size >= MAX_CACHED_SIZES) this.sizes.delete(this.sizes.keys().next().value!);
-      this.sizes.set(key, info.size);
-      return { digest, size: info.size };
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    }
+    const stat = await this.store.blobStat(digest);
+    if (!stat) return undefined;
+    if (this.sizes.size >= MAX_CACHED_SIZES) this.sizes.delete(this.sizes.keys().next().value!);
+    this.sizes.set(key, stat.size);
+    return { digest, size: stat.size };
   }
 
-  /** Asks storage itself, bypassing the cache: used before dropping bytes as duplicates. */
-  async storedNow(digest: Digest): Promise<boolean> {
-    this.sizes.delete(digest.toString());
-    return (await this.statGlobal(digest)) !== undefined;
-  }
-
-  /** Forgets cached sizes (after garbage collection in this process). */
+  /** Forgets a cached size (the content was removed, here or behind our back). */
   forget(digest: Digest): void {
     this.sizes.delete(digest.toString());
   }
 
-  /** Forgets every cached size: garbage collection ran (possibly in another process). */
+  /** Forgets every cached size: collection ran in another process. */
   forgetAll(): void {
     this.sizes.clear();
   }
 
-  async isLinked(name: string, digest: Digest): Promise<boolean> {
-    return readLink(this.driver, paths.layerLink(name, digest)).then((linked) => linked?.toString() === digest.toString());
+  isLinked(name: string, digest: Digest): Promise<boolean> {
+    return this.store.blobLinked(name, digest);
   }
 
   /** Sends bytes [start, end] of a blob to `dest` (which the caller ends). */
@@ -68,43 +66,25 @@ export class BlobStore {
       await this.driver.copyTo(paths.blobData(digest), dest, start, end);
     } catch (err) {
       if (isNotFound(err)) {
-        this.forget(digest); // removed behind our back (garbage collection)
+        this.forget(digest); // removed behind our back (collection in another process)
         throw blobUnknown(digest);
       }
       throw err;
     }
   }
 
-  /** Whether `name` links the blob and its content is in storage now (no cache): for manifest checks. */
+  /** Whether `name` links the blob and its content is in storage now (no cache). */
   async present(name: string, digest: Digest): Promise<boolean> {
-    return (await this.isLinked(name, digest)) && this.storedNow(digest);
+    return (await this.store.blobLinked(name, digest)) && (await this.store.blobStat(digest)) !== undefined;
   }
 
-  async link(name: string, digest: Digest): Promise<void> {
-    await this.driver.putContent(paths.layerLink(name, digest), digest.toString());
+  /** Links stored content into `name` (cross-repository mount); false when it is not stored. */
+  mount(name: string, digest: Digest): Promise<boolean> {
+    return this.store.mountBlob(name, digest);
   }
 
   async unlink(name: string, digest: Digest): Promise<void> {
-    if (!(await this.isLinked(name, digest))) throw blobUnknown(digest);
-    await this.driver.delete(paths.layerLink(name, digest).replace(/\/link$/, ''));
-  }
-
-  /**
-   * Makes the file at `source` (fully written, digest verified) the content of `digest`, by one
-   * atomic move. When the content is already stored, the duplicate is simply dropped.
-   */
-  async commit(source: string, digest: Digest): Promise<void> {
-    if (await this.storedNow(digest)) {
-      await this.driver.delete(source);
-      return;
-    }
-    await this.driver.move(source, paths.blobData(digest));
-  }
-
-  /** Stores small content (a manifest) under its digest. */
-  async putSmall(digest: Digest, content: Buffer): Promise<void> {
-    if (await this.storedNow(digest)) return;
-    await this.driver.putContent(paths.blobData(digest), content);
+    if (!(await this.store.unlinkBlob(name, digest))) throw blobUnknown(digest);
   }
 
   async getSmall(digest: Digest): Promise<Buffer> {

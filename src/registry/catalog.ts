@@ -35,6 +35,13 @@ export class CatalogService {
     if (this.names[lo] !== name) this.names.splice(lo, 0, name);
   }
 
+  /** Drops a repository deleted here, so it leaves the catalog at once. */
+  remove(name: string): void {
+    if (!this.names) return;
+    const at = this.names.indexOf(name);
+    if (at !== -1) this.names.splice(at, 1);
+  }
+
   walk(): Promise<string[]> {
     return walkRepositories(this.driver, '_manifests');
   }

@@ -1,18 +1,30 @@
-// Garbage collection, mark and sweep as registry:2's garbage-collect does it: every blob a
-// manifest of any repository references is kept, every other blob is deleted. Run it while no
-// pushes happen: a blob uploaded but not yet referenced by a manifest would be swept.
-import { isNotFound, type StorageDriver } from '../storage/driver.js';
-import { readLink } from './blobs.js';
-import { walkRepositories } from './catalog.js';
+// Garbage collection: mark from every repository's manifests (or, with deleteUntagged, from its
+// tags), then sweep what nothing marked. It runs inside the serving registry, safely against
+// concurrent pushes, by two rules the metadata store enforces under its locks:
+// - grace: content is removed only when its last use (upload, mount, link, HEAD or GET, or
+//   being referenced by a manifest put) is older than the grace period and older than the
+//   start of this collection (the fence), so whatever a push in progress touched is kept;
+// - re-check: each removal re-reads that time under the content's exclusive lock, so a use
+//   racing the sweep either happens before (and the content is kept) or after (and finds it gone).
+import type { StorageDriver } from '../storage/driver.js';
+import { isNotFound } from '../storage/driver.js';
 import { parseManifest, storedMediaType } from './media-types.js';
-import { Digest, parseDigest } from './names.js';
+import type { MetadataStore } from './metadata.js';
+import { parseDigest, type Digest } from './names.js';
 import { paths } from './paths.js';
 
 export interface GcOptions {
   dryRun: boolean;
-  /** Also delete manifests that no tag reaches (directly, through an index, or as a referrer). */
+  /** Also delete manifests that no tag reaches (directly, through an index, or as a referrer of one). */
   deleteUntagged: boolean;
+  /** Minimum age of unreferenced content (since its last use) before it is removed. */
+  graceMs: number;
   onDelete?: (what: 'blob' | 'manifest', detail: Record<string, string>) => void;
+  onProgress?: (detail: Record<string, unknown>, message: string) => void;
+  /** A stored manifest that cannot be read: everything it might reference is kept. */
+  onUnreadable?: (name: string, digest: Digest, reason: string) => void;
+  /** Removes uploads idle since before the given time; returns how many went. */
+  purgeUploads?: (idleBefore: Date) => Promise<{ count: number; bytes: number }>;
 }
 
 export interface GcResult {
@@ -20,85 +32,105 @@ export interface GcResult {
   manifestsDeleted: number;
   blobsKept: number;
   blobsDeleted: number;
-}
-
-async function listOrEmpty(driver: StorageDriver, path: string): Promise<string[]> {
-  try {
-    return await driver.list(path);
-  } catch (err) {
-    if (isNotFound(err)) return [];
-    throw err;
-  }
+  bytesFreed: number;
+  layerLinksDeleted: number;
+  uploadsDeleted: number;
+  unreadableManifests: number;
+  durationMs: number;
 }
 
 export interface GcReport extends GcResult {
+  startedAt: string;
   finishedAt: string;
   dryRun: boolean;
 }
 
 const REPORT = '/berth/gc/last.json';
 
-/** The last run's result, which `berth gc` leaves in storage for the registry's metrics. */
+/** The last run's result, kept in storage for every process's metrics and the management API. */
 export async function lastGcReport(driver: StorageDriver): Promise<GcReport | undefined> {
   try {
     return JSON.parse((await driver.getContent(REPORT)).toString('utf8')) as GcReport;
   } catch (err) {
-    if (isNotFound(err)) return undefined;
+    if (isNotFound(err) || err instanceof SyntaxError) return undefined;
     throw err;
   }
 }
 
-/** What a stored manifest keeps alive. A manifest that cannot be read stops the collection:
- *  sweeping without knowing its references could delete layers it needs. */
-function referencesOf(content: Buffer, where: string): { children: string[]; blobs: string[]; subject?: string } {
+interface References {
+  children: string[];
+  blobs: string[];
+  subject?: string;
+}
+
+const DIGEST_TEXT = /\b(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})\b/g;
+
+/** What a stored manifest keeps alive; undefined when it cannot be read (then see `everythingIn`). */
+function referencesOf(content: Buffer): References | { unreadable: string } {
   let doc: { schemaVersion?: number; fsLayers?: { blobSum?: string }[] };
   try {
     doc = JSON.parse(content.toString('utf8'));
-  } catch {
-    throw new Error(`garbage collection stopped before deleting anything: manifest ${where} is not JSON`);
+  } catch (err) {
+    return { unreadable: `not JSON (${(err as Error).message})` };
   }
-  if (doc.schemaVersion === 1) { // Docker schema1 (written by older registries): its layers are fsLayers
+  if (doc?.schemaVersion === 1) { // Docker schema1 (written by older registries): its layers are fsLayers
     return { children: [], blobs: (doc.fsLayers ?? []).map((l) => l.blobSum).filter((d): d is string => typeof d === 'string') };
   }
   try {
     const parsed = parseManifest(content, storedMediaType(content));
     return { children: parsed.manifests.map(String), blobs: parsed.blobs.map(String), subject: parsed.subject?.digest };
   } catch (err) {
-    throw new Error(`garbage collection stopped before deleting anything: manifest ${where} cannot be read (${(err as Error).message})`);
+    return { unreadable: (err as Error).message };
   }
 }
 
-export async function collectGarbage(driver: StorageDriver, options: GcOptions): Promise<GcResult> {
+/** Every digest written anywhere in a document: what an unreadable manifest might reference. */
+function everythingIn(content: Buffer): string[] {
+  return [...new Set(content.toString('utf8').match(DIGEST_TEXT) ?? [])];
+}
+
+export async function collectGarbage(store: MetadataStore, driver: StorageDriver, options: GcOptions): Promise<GcReport> {
+  const started = Date.now();
+  // the fence: nothing used after the collection started is removed, whatever the grace
+  const usedBefore = started - Math.max(0, options.graceMs);
+  const progress = options.onProgress ?? (() => undefined);
+  const result: GcResult = {
+    repositories: 0, manifestsDeleted: 0, blobsKept: 0, blobsDeleted: 0, bytesFreed: 0,
+    layerLinksDeleted: 0, uploadsDeleted: 0, unreadableManifests: 0, durationMs: 0,
+  };
   const marked = new Set<string>();
-  const result: GcResult = { repositories: 0, manifestsDeleted: 0, blobsKept: 0, blobsDeleted: 0 };
-  for (const name of await walkRepositories(driver, '_manifests')) {
+  const layerLinks = new Map<string, Digest[]>();
+  const repositories = await store.repositories();
+  progress({ repositories: repositories.length, graceMs: options.graceMs, dryRun: options.dryRun }, 'garbage collection: marking');
+
+  for (const name of repositories) {
     result.repositories++;
-    const revisions = new Map<string, { children: string[]; blobs: string[]; subject?: string }>();
-    for (const algorithm of await listOrEmpty(driver, paths.revisionsRoot(name))) {
-      for (const hex of await listOrEmpty(driver, `${paths.revisionsRoot(name)}/${algorithm}`)) {
-        let digest: Digest;
-        try {
-          digest = parseDigest(`${algorithm}:${hex}`);
-        } catch {
-          continue;
-        }
-        let content: Buffer;
-        try {
-          content = await driver.getContent(paths.blobData(digest));
-        } catch (err) {
-          if (isNotFound(err)) continue;
-          throw err;
-        }
-        revisions.set(digest.toString(), referencesOf(content, `${name}@${digest}`));
+    if (result.repositories % 1000 === 0) progress({ done: result.repositories, of: repositories.length }, 'garbage collection: marking');
+    const revisions = new Map<string, References & { unreadable?: boolean }>();
+    for (const digest of await store.revisions(name)) {
+      let content: Buffer;
+      try {
+        content = await driver.getContent(paths.blobData(digest));
+      } catch (err) {
+        if (isNotFound(err)) continue; // a revision whose content is gone: nothing to keep for it
+        throw err;
+      }
+      const refs = referencesOf(content);
+      if ('unreadable' in refs) {
+        result.unreadableManifests++;
+        options.onUnreadable?.(name, digest, refs.unreadable);
+        revisions.set(digest.toString(), { children: everythingIn(content), blobs: everythingIn(content), unreadable: true });
+      } else {
+        revisions.set(digest.toString(), refs);
       }
     }
-    // Which revisions survive: all of them, or those reachable from a tag.
     let alive = new Set(revisions.keys());
     if (options.deleteUntagged) {
       alive = new Set();
-      const queue: string[] = [];
-      for (const tag of await listOrEmpty(driver, paths.tagsRoot(name))) {
-        const current = await readLink(driver, paths.tagCurrentLink(name, tag));
+      // roots: what the tags point at, and every unreadable manifest (its references are unknown)
+      const queue = [...revisions].filter(([, info]) => info.unreadable).map(([digest]) => digest);
+      for (const tag of await store.tags(name).catch(() => [] as string[])) {
+        const current = await store.tag(name, tag);
         if (current) queue.push(current.toString());
       }
       for (;;) {
@@ -108,6 +140,7 @@ export async function collectGarbage(driver: StorageDriver, options: GcOptions):
           alive.add(digest);
           queue.push(...revisions.get(digest)!.children);
         }
+        // referrers of a kept manifest are kept
         for (const [digest, info] of revisions) {
           if (!alive.has(digest) && info.subject && alive.has(info.subject)) queue.push(digest);
         }
@@ -116,38 +149,85 @@ export async function collectGarbage(driver: StorageDriver, options: GcOptions):
     }
     for (const [digest, info] of revisions) {
       if (!alive.has(digest)) {
-        options.onDelete?.('manifest', { repository: name, digest });
-        result.manifestsDeleted++;
-        if (!options.dryRun) {
-          const d = parseDigest(digest);
-          await driver.delete(paths.revisionDir(name, d));
-          if (info.subject) await driver.delete(paths.referrerLink(name, parseDigest(info.subject), d).replace(/\/link$/, ''));
+        const removed = options.dryRun
+          ? await revisionOlderThan(driver, name, digest, usedBefore)
+          : await store.sweepManifest(name, parseDigest(digest), usedBefore);
+        if (removed) {
+          options.onDelete?.('manifest', { repository: name, digest });
+          result.manifestsDeleted++;
+          continue;
         }
-        continue;
+        // pushed, tagged or referenced since: it stays, and so does what it references
       }
       marked.add(digest);
       for (const blob of info.blobs) marked.add(blob);
+      for (const child of info.children) marked.add(child);
     }
+    layerLinks.set(name, await store.layers(name));
   }
-  // Sweep the blob store.
+
+  progress({ marked: marked.size }, 'garbage collection: sweeping blobs');
+  const stored = new Set<string>();
   const root = paths.blobsRoot();
   for (const algorithm of await listOrEmpty(driver, root)) {
     for (const prefix of await listOrEmpty(driver, `${root}/${algorithm}`)) {
       for (const hex of await listOrEmpty(driver, `${root}/${algorithm}/${prefix}`)) {
-        const digest = `${algorithm}:${hex}`;
-        if (marked.has(digest)) {
+        let digest: Digest;
+        try {
+          digest = parseDigest(`${algorithm}:${hex}`);
+        } catch {
+          continue;
+        }
+        const key = digest.toString();
+        if (marked.has(key)) {
+          stored.add(key);
           result.blobsKept++;
           continue;
         }
-        options.onDelete?.('blob', { digest });
+        const stat = await store.blobStat(digest);
+        if (!stat) continue;
+        const removed = options.dryRun ? stat.lastUsed < usedBefore : await store.sweepBlob(digest, usedBefore);
+        if (!removed) {
+          stored.add(key);
+          result.blobsKept++;
+          continue;
+        }
+        options.onDelete?.('blob', { digest: key });
         result.blobsDeleted++;
-        if (!options.dryRun) await driver.delete(`${root}/${algorithm}/${prefix}/${hex}`);
+        result.bytesFreed += stat.size;
       }
     }
   }
   if (!options.dryRun) {
-    const report: GcReport = { finishedAt: new Date().toISOString(), dryRun: false, ...result };
-    await driver.putContent(REPORT, JSON.stringify(report));
+    // links to content that is no longer stored are garbage too
+    for (const [name, digests] of layerLinks) {
+      for (const digest of digests) {
+        if (!stored.has(digest.toString()) && await store.sweepLayerLink(name, digest)) result.layerLinksDeleted++;
+      }
+    }
+    if (options.purgeUploads) {
+      result.uploadsDeleted = (await options.purgeUploads(new Date(usedBefore))).count;
+    }
   }
-  return result;
+  result.durationMs = Date.now() - started;
+  const report: GcReport = { startedAt: new Date(started).toISOString(), finishedAt: new Date().toISOString(), dryRun: options.dryRun, ...result };
+  if (!options.dryRun) await driver.putContent(REPORT, JSON.stringify(report), { durable: false });
+  return report;
+}
+
+async function revisionOlderThan(driver: StorageDriver, name: string, digest: string, before: number): Promise<boolean> {
+  try {
+    return (await driver.stat(paths.revisionLink(name, parseDigest(digest)))).modTime.getTime() < before;
+  } catch {
+    return false;
+  }
+}
+
+async function listOrEmpty(driver: StorageDriver, path: string): Promise<string[]> {
+  try {
+    return await driver.list(path);
+  } catch (err) {
+    if (isNotFound(err)) return [];
+    throw err;
+  }
 }

@@ -1,13 +1,12 @@
 // Manifests: validated on push, stored as blobs, linked into the repository as revisions, and
 // served back byte for byte with the media type they were pushed with.
 import { createHash } from 'node:crypto';
-import { isNotFound, type StorageDriver } from '../storage/driver.js';
-import { readLink, type BlobStore } from './blobs.js';
+import { isNotFound } from '../storage/driver.js';
+import type { BlobStore } from './blobs.js';
 import { RegistryError, RegistryErrors } from './errors.js';
-import { MANIFEST_TYPES, parseManifest, storedMediaType, type ParsedManifest } from './media-types.js';
-import { Digest, looksLikeDigest, parseDigest, validateTag } from './names.js';
-import { paths } from './paths.js';
-import type { TagService } from './tags.js';
+import { MANIFEST_TYPES, parseManifest } from './media-types.js';
+import type { MetadataStore } from './metadata.js';
+import { Digest, isTag, looksLikeDigest, parseDigest, validateTag } from './names.js';
 
 export interface Manifest {
   digest: Digest;
@@ -26,12 +25,11 @@ class ManifestCache {
   private bytes = 0;
   constructor(private readonly budget: number) {}
 
-  get(digest: Digest): Manifest | undefined {
-    return this.entries.get(digest.toString());
+  get(key: string): Manifest | undefined {
+    return this.entries.get(key);
   }
 
-  set(manifest: Manifest): void {
-    const key = manifest.digest.toString();
+  set(key: string, manifest: Manifest): void {
     if (this.entries.has(key) || manifest.content.length > this.budget / 16) return;
     this.entries.set(key, manifest);
     this.bytes += manifest.content.length;
@@ -46,44 +44,43 @@ class ManifestCache {
 export class ManifestService {
   private readonly cache = new ManifestCache(32 << 20);
 
-  constructor(private readonly driver: StorageDriver, private readonly blobs: BlobStore,
-              private readonly tags: TagService, readonly maxSize: number) {}
+  constructor(private readonly store: MetadataStore, private readonly blobs: BlobStore, readonly maxSize: number) {}
 
   /** Resolves a tag or digest to the digest of a manifest present in the repository. */
   async resolve(name: string, reference: string): Promise<Digest> {
     if (looksLikeDigest(reference)) {
       const digest = parseDigest(reference);
-      const linked = await readLink(this.driver, paths.revisionLink(name, digest));
-      if (linked?.toString() !== digest.toString()) throw manifestUnknown(reference);
+      if (!(await this.store.revision(name, digest))) throw manifestUnknown(reference);
       return digest;
     }
-    validateTag(reference);
-    // A tag only ever points at a revision of its repository (deleting a revision deletes its
-    // tags), so the revision link need not be read again.
-    const digest = await this.tags.get(name, reference);
+    if (!isTag(reference)) throw manifestUnknown(reference); // neither a tag nor a digest: nothing is stored under it
+    // A tag only ever points at a revision of its repository (a revision's tags go before it,
+    // under the same lock), so the revision link need not be read again.
+    const digest = await this.store.tag(name, reference);
     if (!digest) throw manifestUnknown(reference);
     return digest;
   }
 
   async get(name: string, reference: string): Promise<Manifest> {
     const digest = await this.resolve(name, reference);
-    const cached = this.cache.get(digest);
+    const key = `${name}@${digest}`;
+    const cached = this.cache.get(key);
     if (cached) return cached;
-    let content: Buffer;
-    try {
-      content = await this.blobs.getSmall(digest);
-    } catch (err) {
-      if (isNotFound(err)) throw manifestUnknown(reference);
-      throw err;
-    }
-    const manifest = { digest, mediaType: storedMediaType(content), content };
-    this.cache.set(manifest);
+    const [revision, content] = await Promise.all([
+      this.store.revision(name, digest),
+      this.blobs.getSmall(digest).catch((err) => {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      }),
+    ]);
+    if (!revision || !content) throw manifestUnknown(reference);
+    const manifest = { digest, mediaType: revision.mediaType, content };
+    this.cache.set(key, manifest);
     return manifest;
   }
 
   async exists(name: string, digest: Digest): Promise<boolean> {
-    const linked = await readLink(this.driver, paths.revisionLink(name, digest));
-    return linked?.toString() === digest.toString();
+    return (await this.store.revision(name, digest)) !== undefined;
   }
 
   async put(name: string, reference: string, content: Buffer, contentType: string | undefined): Promise<PutResult> {
@@ -100,55 +97,30 @@ export class ManifestService {
       throw new RegistryError('DIGEST_INVALID', `manifest content has digest ${digest}, not ${expected}`,
         { digest: expected.toString() });
     }
-    await this.checkReferences(name, parsed);
-
-    // the content is durable before anything names it; the names that point at it (revision,
-    // referrers entry, tag) are then written together: readers never find a name without content
-    await this.blobs.putSmall(digest, content);
     const subject = parsed.subject ? parseDigest(parsed.subject.digest) : undefined;
-    await Promise.all([
-      this.driver.putContent(paths.revisionLink(name, digest), digest.toString()),
-      subject ? this.driver.putContent(paths.referrerLink(name, subject, digest), digest.toString()) : undefined,
-      byDigest ? undefined : this.tags.set(name, reference, digest),
-    ]);
-    this.cache.set({ digest, mediaType: parsed.mediaType, content });
+    const missing = await this.store.putManifest(name, {
+      digest, mediaType: parsed.mediaType, content, blobs: parsed.blobs, children: parsed.manifests, subject,
+    }, byDigest ? undefined : reference);
+    if (missing.length > 0) throw missingReferences(missing.map((m) => m.digest));
+    this.cache.set(`${name}@${digest}`, { digest, mediaType: parsed.mediaType, content });
     return { digest, subject };
   }
 
   /** Deletes a manifest revision, the tags that point at it and its referrers entry. */
   async delete(name: string, digest: Digest): Promise<void> {
-    if (!(await this.exists(name, digest))) throw manifestUnknown(digest.toString());
-    let subject: Digest | undefined;
-    try {
-      const parsed = parseManifest(await this.blobs.getSmall(digest), undefined);
-      if (parsed.subject) subject = parseDigest(parsed.subject.digest);
-    } catch { /* an unreadable or foreign manifest has no referrers entry to clean */ }
-    await this.tags.removeAllPointingAt(name, digest);
-    await this.driver.delete(paths.revisionDir(name, digest));
-    if (subject) await this.driver.delete(paths.referrerLink(name, subject, digest).replace(/\/link$/, ''));
+    if (!(await this.store.deleteManifest(name, digest))) throw manifestUnknown(digest.toString());
   }
+}
 
-  private async checkReferences(name: string, parsed: ParsedManifest): Promise<void> {
-    const missing: RegistryError[] = [];
-    const seen = new Set<string>();
-    const checks: Promise<void>[] = [];
-    for (const digest of parsed.blobs) {
-      if (seen.has(digest.toString())) continue;
-      seen.add(digest.toString());
-      checks.push(this.blobs.present(name, digest).then((ok) => {
-        if (!ok) missing.push(blobUnknownInManifest(digest));
-      }));
-    }
-    for (const digest of parsed.manifests) {
-      if (seen.has(digest.toString())) continue;
-      seen.add(digest.toString());
-      checks.push(this.exists(name, digest).then((ok) => {
-        if (!ok) missing.push(blobUnknownInManifest(digest));
-      }));
-    }
-    await Promise.all(checks);
-    if (missing.length > 0) throw new RegistryErrors(missing);
+/** How many missing references an error lists; the message counts the rest. */
+const MAX_REPORTED_MISSING = 10;
+
+function missingReferences(missing: Digest[]): RegistryErrors {
+  const errors = missing.slice(0, MAX_REPORTED_MISSING).map(blobUnknownInManifest);
+  if (missing.length > MAX_REPORTED_MISSING) {
+    errors[errors.length - 1]!.message += ` (and ${missing.length - MAX_REPORTED_MISSING} more references are missing)`;
   }
+  return new RegistryErrors(errors);
 }
 
 export function acceptsMediaType(accept: string | undefined, mediaType: string): boolean {

@@ -6,6 +6,7 @@
 // └── repositories/<name>/
 //     ├── _layers/<alg>/<hex>/link                          blob linked into the repository
 //     ├── _manifests/revisions/<alg>/<hex>/link              manifest present in the repository
+//     ├── _manifests/revisions/<alg>/<hex>/mediatype         the media type it was pushed with (Berth's)
 //     ├── _manifests/tags/<tag>/current/link                 what the tag points at now
 //     ├── _manifests/tags/<tag>/index/<alg>/<hex>/link       every digest the tag pointed at
 //     ├── _uploads/<uuid>/{data,startedat}                   uploads in progress
@@ -28,6 +29,9 @@ export const paths = {
   revisionsRoot: (name: string) => `${ROOT}/repositories/${name}/_manifests/revisions`,
   revisionLink: (name: string, d: Digest) =>
     `${ROOT}/repositories/${name}/_manifests/revisions/${d.algorithm}/${d.hex}/link`,
+  /** Berth's record of the media type a revision was pushed with (registry:2 reads only `link`). */
+  revisionMediaType: (name: string, d: Digest) =>
+    `${ROOT}/repositories/${name}/_manifests/revisions/${d.algorithm}/${d.hex}/mediatype`,
   revisionDir: (name: string, d: Digest) =>
     `${ROOT}/repositories/${name}/_manifests/revisions/${d.algorithm}/${d.hex}`,
   tagsRoot: (name: string) => `${ROOT}/repositories/${name}/_manifests/tags`,
@@ -39,6 +43,7 @@ export const paths = {
   uploadDir: (name: string, id: string) => `${ROOT}/repositories/${name}/_uploads/${id}`,
   uploadData: (name: string, id: string) => `${ROOT}/repositories/${name}/_uploads/${id}/data`,
   uploadStartedAt: (name: string, id: string) => `${ROOT}/repositories/${name}/_uploads/${id}/startedat`,
+  referrersRoot: (name: string) => `${ROOT}/repositories/${name}/_referrers`,
   referrersDir: (name: string, subject: Digest) =>
     `${ROOT}/repositories/${name}/_referrers/${subject.algorithm}/${subject.hex}`,
   referrerLink: (name: string, subject: Digest, d: Digest) =>

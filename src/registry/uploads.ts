@@ -8,7 +8,8 @@ import { createHash, createHmac, randomUUID, timingSafeEqual, type Hash } from '
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { isNotFound, type StorageDriver } from '../storage/driver.js';
-import type { BlobStore, BlobDescriptor } from './blobs.js';
+import type { BlobDescriptor } from './blobs.js';
+import type { MetadataStore } from './metadata.js';
 import { RegistryError } from './errors.js';
 import type { Digest } from './names.js';
 import { paths } from './paths.js';
@@ -43,7 +44,7 @@ export class UploadService {
   private readonly hashes = new Map<string, RunningHash>();
   private readonly locks = new Map<string, Promise<unknown>>();
 
-  constructor(private readonly driver: StorageDriver, private readonly blobs: BlobStore,
+  constructor(private readonly driver: StorageDriver, private readonly store: MetadataStore,
               private readonly secret: string) {}
 
   async start(name: string): Promise<UploadStatus> {
@@ -98,8 +99,7 @@ export class UploadService {
           `upload content has digest ${digest.algorithm}:${actual}, not ${digest}; the upload stays open`,
           { digest: digest.toString() });
       }
-      await this.blobs.commit(paths.uploadData(name, id), digest);
-      await this.blobs.link(name, digest);
+      await this.store.commitBlob(name, digest, paths.uploadData(name, id));
       await this.driver.delete(paths.uploadDir(name, id));
       this.hashes.delete(id);
       return { digest, size };
@@ -139,6 +139,59 @@ export class UploadService {
       }
     }
     return removed;
+  }
+
+  /** Uploads of a repository with their size and start time (uploads being created may be missed). */
+  async list(name: string): Promise<{ id: string; size: number; startedAt: Date }[]> {
+    let ids: string[];
+    try {
+      ids = await this.driver.list(paths.uploadsRoot(name));
+    } catch (err) {
+      if (isNotFound(err)) return [];
+      throw err;
+    }
+    const found: { id: string; size: number; startedAt: Date }[] = [];
+    for (const id of ids) {
+      try {
+        const info = await this.driver.stat(paths.uploadData(name, id));
+        found.push({ id, size: info.size, startedAt: await this.startedAt(name, id) });
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    }
+    return found;
+  }
+
+  /** Removes uploads that received no bytes since `idleBefore` (collection's grace); under each upload's lock. */
+  async purgeIdle(name: string, idleBefore: Date): Promise<{ count: number; bytes: number }> {
+    const removed = { count: 0, bytes: 0 };
+    for (const { id } of await this.list(name)) {
+      await this.exclusive(id, async () => {
+        let info;
+        try {
+          info = await this.driver.stat(paths.uploadData(name, id));
+        } catch (err) {
+          if (isNotFound(err)) return;
+          throw err;
+        }
+        if (info.modTime >= idleBefore || (await this.startedAt(name, id)) >= idleBefore) return;
+        this.hashes.delete(id);
+        await this.driver.delete(paths.uploadDir(name, id));
+        removed.count++;
+        removed.bytes += info.size;
+      });
+    }
+    return removed;
+  }
+
+  private async startedAt(name: string, id: string): Promise<Date> {
+    try {
+      const at = new Date((await this.driver.getContent(paths.uploadStartedAt(name, id))).toString('utf8').trim());
+      if (!Number.isNaN(at.getTime())) return at;
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    return (await this.driver.stat(paths.uploadDir(name, id)).catch(() => ({ modTime: new Date(0) }))).modTime;
   }
 
   private async write(name: string, id: string, offset: number, body: Readable): Promise<number> {

@@ -34,6 +34,8 @@ export interface StorageDriver {
   list(path: string): Promise<string[]>;
   /** Moves a file atomically, replacing the destination. */
   move(source: string, dest: string): Promise<void>;
+  /** Sets a file's modification time to now (content last used); a missing path is not an error. */
+  touch(path: string): Promise<void>;
   /** Removes a file or a directory tree; a missing path is not an error. */
   delete(path: string): Promise<void>;
   /** Whether the driver can answer a read (readiness). */

@@ -126,6 +126,14 @@ export class FilesystemDriver implements StorageDriver {
     }
   }
 
+  async touch(path: string): Promise<void> {
+    const now = new Date();
+    await fs.utimes(this.full(path), now, now).catch((err) => {
+      if (translate(err, path) instanceof PathNotFoundError) return;
+      throw err;
+    });
+  }
+
   async delete(path: string): Promise<void> {
     await fs.rm(this.full(path), { recursive: true, force: true });
   }

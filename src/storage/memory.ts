@@ -70,6 +70,11 @@ export class MemoryDriver implements StorageDriver {
     this.files.delete(source);
   }
 
+  async touch(path: string): Promise<void> {
+    const file = this.files.get(path);
+    if (file) file.modTime = new Date();
+  }
+
   async delete(path: string): Promise<void> {
     checkPath(path);
     const prefix = `${path}/`;

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { FilesystemDriver } from '../../src/storage/filesystem.js';
-import { collectGarbage } from '../../src/registry/gc.js';
+import { collectOffline as collectGarbage } from '../../src/registry/maintenance.js';
 import { createLogger } from '../../src/log.js';
 import { pushImage, startRegistry, tempDir } from '../helpers/registry.js';
 

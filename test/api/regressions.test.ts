@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { SignJWT } from 'jose';
 import { GC_WATCH_MS } from '../../src/app.js';
-import { collectGarbage } from '../../src/registry/gc.js';
+import { collectOffline as collectGarbage } from '../../src/registry/maintenance.js';
 import { FilesystemDriver } from '../../src/storage/filesystem.js';
 import { run } from '../helpers/clients.js';
 import { makeHtpasswd, makePki } from '../helpers/pki.js';
@@ -37,7 +37,7 @@ describe('regressions', () => {
     }
   });
 
-  it('garbage collection keeps the layers of schema1 manifests and stops on unreadable ones', async () => {
+  it('garbage collection keeps the layers of schema1 manifests and everything an unreadable one might reference', async () => {
     const root = tempDir();
     const driver = new FilesystemDriver(root);
     const layer = Buffer.from('schema1 layer');
@@ -51,14 +51,21 @@ describe('regressions', () => {
     await driver.putContent(`/${V2}/repositories/old/app/_manifests/tags/v1/current/link`, manifestDigest);
     const result = await collectGarbage(driver, { dryRun: false, deleteUntagged: false });
     assert.equal(result.blobsDeleted, 0);
-    // an unreadable manifest: nothing is deleted at all
-    const junk = 'not json';
+    // an unreadable manifest: it and every digest written in it are kept, everything else is collected
+    const kept = Buffer.from('named by junk');
+    await put(sha256(kept), kept);
+    const junk = `not json, but it names ${sha256(kept)}`;
     await put(sha256(junk), junk);
     await driver.putContent(`/${V2}/repositories/old/junk/_manifests/revisions/sha256/${sha256(junk).slice(7)}/link`, sha256(junk));
     const orphan = Buffer.from('orphan');
     await put(sha256(orphan), orphan);
-    await assert.rejects(collectGarbage(driver, { dryRun: false, deleteUntagged: false }), /stopped before deleting anything/);
-    assert.ok((await driver.stat(`/${V2}/blobs/sha256/${sha256(orphan).slice(7, 9)}/${sha256(orphan).slice(7)}/data`)).size > 0);
+    const unreadable: string[] = [];
+    const second = await collectGarbage(driver, { dryRun: false, deleteUntagged: true, onUnreadable: (name) => unreadable.push(name) });
+    assert.deepEqual(unreadable, ['old/junk']);
+    assert.equal(second.blobsDeleted, 1);
+    const data = (d: string) => `/${V2}/blobs/sha256/${d.slice(7, 9)}/${d.slice(7)}/data`;
+    await assert.rejects(driver.stat(data(sha256(orphan))));
+    for (const d of [sha256(kept), sha256(junk), layerDigest, manifestDigest]) assert.ok((await driver.stat(data(d))).size > 0, d);
   });
 
   it('refuses a manifest whose blob content was removed by garbage collection', async () => {

@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { purgeUploads } from '../../src/app.js';
-import { collectGarbage } from '../../src/registry/gc.js';
+import { collectOffline as collectGarbage } from '../../src/registry/maintenance.js';
 import { FilesystemDriver } from '../../src/storage/filesystem.js';
 import { errorCodes, pushImage, sha256, startRegistry, tempDir } from '../helpers/registry.js';
 

@@ -40,11 +40,8 @@ export async function startUpload(ctx: RequestContext): Promise<void> {
     // Mount from a named repository the caller may pull, or by digest alone when the content
     // is stored and the caller may read everything; otherwise a normal upload starts.
     const source = from ? validateName(from) : undefined;
-    const available = source
-      ? ctx.auth.can(source, 'pull') && await blobs.present(source, digest)
-      : ctx.auth.unrestricted && await blobs.storedNow(digest);
-    if (available) {
-      await blobs.link(ctx.name, digest);
+    const available = source ? ctx.auth.can(source, 'pull') && await blobs.present(source, digest) : ctx.auth.unrestricted;
+    if (available && await blobs.mount(ctx.name, digest)) {
       created(ctx, digest.toString());
       return;
     }

@@ -1,0 +1,373 @@
+// Repository metadata as registry:2's link files, over any storage driver, made consistent by
+// keyed locks within the process (see docs/architecture.md, "Consistency"). Writes are ordered
+// so that a crash at any step leaves the old state or the new one:
+// - put: content → media type → revision link → referrers entry → tag;
+// - delete: tags → revision → referrers entry;
+// - readers only trust a `link` that holds a digest, so a temporary file or an empty folder
+//   left by a crash is never served or listed.
+import { isNotFound, type StorageDriver } from '../storage/driver.js';
+import { readLink } from './blobs.js';
+import { walkRepositories } from './catalog.js';
+import { RegistryError } from './errors.js';
+import { KeyedLocks, lockKeys as K, type LockRequest, type Locker } from './locks.js';
+import { storedMediaType } from './media-types.js';
+import type { ManifestRecord, MetadataEvent, MetadataStore, MissingReference } from './metadata.js';
+import { parseDigest, type Digest } from './names.js';
+import { paths } from './paths.js';
+
+/** At most this many storage reads at once for one request's checks or listings. */
+const CONCURRENCY = 16;
+const MAX_TRACKED_USES = 200_000;
+
+export class LinkMetadataStore implements MetadataStore {
+  /** When content was last used in this process; storage keeps it too, at most `persistEveryMs` stale. */
+  private readonly used = new Map<string, { at: number; persisted: number }>();
+  private readonly listeners: ((event: MetadataEvent) => void)[] = [];
+
+  constructor(private readonly driver: StorageDriver, private readonly persistEveryMs = 60_000,
+              private readonly locks: Locker = new KeyedLocks()) {}
+
+  subscribe(listener: (event: MetadataEvent) => void): void {
+    this.listeners.push(listener);
+  }
+
+  private emit(event: MetadataEvent): void {
+    for (const listener of this.listeners) listener(event);
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  tag(name: string, tag: string): Promise<Digest | undefined> {
+    return readLink(this.driver, paths.tagCurrentLink(name, tag));
+  }
+
+  async tags(name: string): Promise<string[]> {
+    const names = await listOrUndefined(this.driver, paths.tagsRoot(name));
+    if (names === undefined) {
+      if (await exists(this.driver, paths.manifestsRoot(name))) return [];
+      throw nameUnknown(name);
+    }
+    const present = await mapBounded(names, async (tag) => ((await this.tag(name, tag)) ? tag : undefined), 64);
+    return present.filter((t): t is string => t !== undefined).sort();
+  }
+
+  async revision(name: string, digest: Digest): Promise<{ mediaType: string } | undefined> {
+    const linked = await readLink(this.driver, paths.revisionLink(name, digest));
+    if (linked?.toString() !== digest.toString()) return undefined;
+    try {
+      return { mediaType: (await this.driver.getContent(paths.revisionMediaType(name, digest))).toString('utf8').trim() };
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    // written by registry:2 (or before Berth recorded it): derived once from the bytes, then kept
+    let content: Buffer;
+    try {
+      content = await this.driver.getContent(paths.blobData(digest));
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+    const mediaType = storedMediaType(content);
+    await this.driver.putContent(paths.revisionMediaType(name, digest), mediaType, { durable: false }).catch(() => undefined);
+    return { mediaType };
+  }
+
+  async revisions(name: string): Promise<Digest[]> {
+    const found = await listDigests(this.driver, paths.revisionsRoot(name));
+    const present = await mapBounded(found, async (d) =>
+      ((await readLink(this.driver, paths.revisionLink(name, d)))?.toString() === d.toString() ? d : undefined));
+    return present.filter((d): d is Digest => d !== undefined);
+  }
+
+  async blobLinked(name: string, digest: Digest): Promise<boolean> {
+    return (await readLink(this.driver, paths.layerLink(name, digest)))?.toString() === digest.toString();
+  }
+
+  layers(name: string): Promise<Digest[]> {
+    return listDigests(this.driver, paths.layersRoot(name));
+  }
+
+  async referrers(name: string, subject: Digest): Promise<Digest[]> {
+    const dir = paths.referrersDir(name, subject);
+    const found = await listDigests(this.driver, dir);
+    const linked = await mapBounded(found, (d) => readLink(this.driver, paths.referrerLink(name, subject, d)));
+    return linked.filter((d): d is Digest => d !== undefined).sort((a, b) => (a.toString() < b.toString() ? -1 : 1));
+  }
+
+  repositories(): Promise<string[]> {
+    return walkRepositories(this.driver, '_manifests');
+  }
+
+  async blobStat(digest: Digest): Promise<{ size: number; lastUsed: number } | undefined> {
+    try {
+      const info = await this.driver.stat(paths.blobData(digest));
+      if (info.isDir) return undefined;
+      return { size: info.size, lastUsed: Math.max(info.modTime.getTime(), this.used.get(digest.toString())?.at ?? 0) };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  commitBlob(name: string, digest: Digest, source: string): Promise<void> {
+    return this.locks.withLocks(linking(name, digest), async () => {
+      if (await this.blobStat(digest)) {
+        await this.driver.delete(source); // the same content is already stored: drop the duplicate
+      } else {
+        await this.driver.move(source, paths.blobData(digest));
+      }
+      await this.markUsed(digest, true);
+      await this.driver.putContent(paths.layerLink(name, digest), digest.toString());
+      this.emit({ type: 'blob-linked', name, digest });
+    });
+  }
+
+  mountBlob(name: string, digest: Digest): Promise<boolean> {
+    return this.locks.withLocks(linking(name, digest), async () => {
+      if (!(await this.blobStat(digest))) return false;
+      await this.markUsed(digest, true);
+      await this.driver.putContent(paths.layerLink(name, digest), digest.toString());
+      this.emit({ type: 'blob-linked', name, digest });
+      return true;
+    });
+  }
+
+  unlinkBlob(name: string, digest: Digest): Promise<boolean> {
+    return this.locks.withLocks([shared(K.repository(name)), excl(K.layer(name, digest.toString()))], async () => {
+      if (!(await this.blobLinked(name, digest))) return false;
+      await this.driver.delete(dirOf(paths.layerLink(name, digest)));
+      this.emit({ type: 'blob-unlinked', name, digest });
+      return true;
+    });
+  }
+
+  touchBlob(digest: Digest): void {
+    void this.markUsed(digest, false).catch(() => undefined);
+  }
+
+  putManifest(name: string, record: ManifestRecord, tag?: string): Promise<MissingReference[]> {
+    const { digest } = record;
+    const requests: LockRequest[] = [
+      shared(K.repository(name)), excl(K.manifest(name, digest.toString())), shared(K.blob(digest.toString())),
+    ];
+    if (tag !== undefined) requests.push(excl(K.tag(name, tag)));
+    for (const blob of record.blobs) requests.push(shared(K.layer(name, blob.toString())), shared(K.blob(blob.toString())));
+    for (const child of record.children) requests.push(shared(K.manifest(name, child.toString())));
+    return this.locks.withLocks(requests, async () => {
+      const missing = await this.missingReferences(name, record);
+      if (missing.length > 0) return missing;
+      // everything it references stays in use for the grace period, from now
+      await Promise.all([
+        ...record.blobs.map((blob) => this.markUsed(blob, true)),
+        ...record.children.map((child) => this.driver.touch(paths.revisionLink(name, child))),
+      ]);
+      if (!(await this.blobStat(digest))) await this.driver.putContent(paths.blobData(digest), record.content);
+      await this.markUsed(digest, true);
+      if (await this.revisionLinked(name, digest)) {
+        await this.driver.touch(paths.revisionLink(name, digest)); // named again: collection measures from now
+      } else {
+        await this.driver.putContent(paths.revisionMediaType(name, digest), record.mediaType);
+        await this.driver.putContent(paths.revisionLink(name, digest), digest.toString());
+      }
+      if (record.subject) {
+        await this.driver.putContent(paths.referrerLink(name, record.subject, digest), digest.toString());
+      }
+      if (tag !== undefined) {
+        // the index is history, kept for registry:2's layout; only `current` has to survive a power cut
+        await this.driver.putContent(paths.tagIndexLink(name, tag, digest), digest.toString(), { durable: false });
+        await this.driver.putContent(paths.tagCurrentLink(name, tag), digest.toString());
+      }
+      this.emit({ type: 'manifest-put', name, record, tag });
+      return [];
+    });
+  }
+
+  deleteManifest(name: string, digest: Digest): Promise<boolean> {
+    return this.locks.withLocks([shared(K.repository(name)), excl(K.manifest(name, digest.toString()))],
+      async () => this.removeRevision(name, digest));
+  }
+
+  deleteTag(name: string, tag: string): Promise<boolean> {
+    return this.locks.withLocks([shared(K.repository(name)), excl(K.tag(name, tag))], async () => {
+      if (!(await this.tag(name, tag))) return false;
+      await this.driver.delete(paths.tagDir(name, tag));
+      this.emit({ type: 'tag-deleted', name, tag });
+      return true;
+    });
+  }
+
+  deleteRepository(name: string): Promise<boolean> {
+    return this.locks.withLocks([excl(K.repository(name))], async () => {
+      const parts = ['_manifests', '_layers', '_uploads', '_referrers'];
+      const present = await listOrUndefined(this.driver, paths.repository(name));
+      if (!present || !present.some((p) => parts.includes(p))) return false;
+      // only this repository's own folders: a nested repository (name/other) lives beside them
+      for (const part of ['_manifests', '_referrers', '_layers', '_uploads']) {
+        await this.driver.delete(`${paths.repository(name)}/${part}`);
+      }
+      this.emit({ type: 'repository-deleted', name });
+      return true;
+    });
+  }
+
+  // ---------------------------------------------------------------- collection
+
+  sweepBlob(digest: Digest, usedBefore: number): Promise<boolean> {
+    return this.locks.withLocks([excl(K.blob(digest.toString()))], async () => {
+      const stat = await this.blobStat(digest);
+      if (!stat || stat.lastUsed >= usedBefore) return false;
+      await this.driver.delete(paths.blobDir(digest));
+      this.used.delete(digest.toString());
+      this.emit({ type: 'blob-deleted', digest });
+      return true;
+    });
+  }
+
+  sweepManifest(name: string, digest: Digest, writtenBefore: number): Promise<boolean> {
+    return this.locks.withLocks([shared(K.repository(name)), excl(K.manifest(name, digest.toString()))], async () => {
+      let written: number;
+      try {
+        written = (await this.driver.stat(paths.revisionLink(name, digest))).modTime.getTime();
+      } catch (err) {
+        if (isNotFound(err)) return false;
+        throw err;
+      }
+      if (written >= writtenBefore) return false; // pushed, tagged or referenced since the mark
+      return this.removeRevision(name, digest);
+    });
+  }
+
+  sweepLayerLink(name: string, digest: Digest): Promise<boolean> {
+    return this.locks.withLocks(linking(name, digest), async () => {
+      if (await this.blobStat(digest)) return false;
+      await this.driver.delete(dirOf(paths.layerLink(name, digest)));
+      return true;
+    });
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  /** Under the revision's exclusive lock: tags first, then the revision, then its referrers entry. */
+  private async removeRevision(name: string, digest: Digest): Promise<boolean> {
+    if (!(await this.revisionLinked(name, digest))) return false;
+    const removedTags: string[] = [];
+    for (const tag of (await listOrUndefined(this.driver, paths.tagsRoot(name))) ?? []) {
+      await this.locks.withLocks([excl(K.tag(name, tag))], async () => {
+        if ((await this.tag(name, tag))?.toString() !== digest.toString()) return;
+        await this.driver.delete(paths.tagDir(name, tag));
+        removedTags.push(tag);
+      });
+    }
+    const subject = await this.subjectOf(digest);
+    await this.driver.delete(paths.revisionDir(name, digest));
+    if (subject) await this.driver.delete(dirOf(paths.referrerLink(name, subject, digest)));
+    this.emit({ type: 'manifest-deleted', name, digest, tags: removedTags });
+    return true;
+  }
+
+  /** The subject a stored manifest names, read leniently: a junk document simply has none. */
+  private async subjectOf(digest: Digest): Promise<Digest | undefined> {
+    try {
+      const doc = JSON.parse((await this.driver.getContent(paths.blobData(digest))).toString('utf8')) as { subject?: { digest?: unknown } };
+      return typeof doc?.subject?.digest === 'string' ? parseDigest(doc.subject.digest) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async revisionLinked(name: string, digest: Digest): Promise<boolean> {
+    return (await readLink(this.driver, paths.revisionLink(name, digest)))?.toString() === digest.toString();
+  }
+
+  private async missingReferences(name: string, record: ManifestRecord): Promise<MissingReference[]> {
+    const checks: (() => Promise<MissingReference | undefined>)[] = [];
+    const seen = new Set<string>();
+    for (const blob of record.blobs) {
+      if (seen.has(blob.toString())) continue;
+      seen.add(blob.toString());
+      checks.push(async () => ((await this.blobLinked(name, blob)) && (await this.blobStat(blob)) ? undefined : { digest: blob, kind: 'blob' }));
+    }
+    for (const child of record.children) {
+      if (seen.has(child.toString())) continue;
+      seen.add(child.toString());
+      checks.push(async () => ((await this.revisionLinked(name, child)) ? undefined : { digest: child, kind: 'manifest' }));
+    }
+    const results = await mapBounded(checks, (check) => check());
+    return results.filter((m): m is MissingReference => m !== undefined);
+  }
+
+  /** Records a use of content now; storage learns of it when its own record is older than the persistence step. */
+  private async markUsed(digest: Digest, persistNow: boolean): Promise<void> {
+    const key = digest.toString();
+    const now = Date.now();
+    const entry = this.used.get(key);
+    const persist = persistNow || !entry || now - entry.persisted >= this.persistEveryMs;
+    if (!entry && this.used.size >= MAX_TRACKED_USES) this.used.delete(this.used.keys().next().value!);
+    this.used.set(key, { at: now, persisted: persist ? now : entry!.persisted });
+    if (persist) await this.driver.touch(paths.blobData(digest));
+  }
+}
+
+const shared = (key: string): LockRequest => ({ key, mode: 'shared' });
+const excl = (key: string): LockRequest => ({ key, mode: 'exclusive' });
+
+/** What making content reachable from a repository locks. */
+function linking(name: string, digest: Digest): LockRequest[] {
+  return [shared(K.repository(name)), excl(K.layer(name, digest.toString())), shared(K.blob(digest.toString()))];
+}
+
+function dirOf(linkPath: string): string {
+  return linkPath.replace(/\/link$/, '');
+}
+
+export function nameUnknown(name: string): RegistryError {
+  return new RegistryError('NAME_UNKNOWN', `repository name not known to registry: ${name}`, { name });
+}
+
+async function listOrUndefined(driver: StorageDriver, path: string): Promise<string[] | undefined> {
+  try {
+    return await driver.list(path);
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+async function exists(driver: StorageDriver, path: string): Promise<boolean> {
+  try {
+    await driver.stat(path);
+    return true;
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    throw err;
+  }
+}
+
+/** `<root>/<algorithm>/<hex>` folders as digests; anything else (temporary files, junk) is skipped. */
+async function listDigests(driver: StorageDriver, root: string): Promise<Digest[]> {
+  const found: Digest[] = [];
+  for (const algorithm of (await listOrUndefined(driver, root)) ?? []) {
+    for (const hex of (await listOrUndefined(driver, `${root}/${algorithm}`)) ?? []) {
+      try {
+        found.push(parseDigest(`${algorithm}:${hex}`));
+      } catch { /* not a digest folder */ }
+    }
+  }
+  return found;
+}
+
+/** Maps with at most CONCURRENCY calls in flight. */
+export async function mapBounded<T, R>(items: T[], fn: (item: T) => Promise<R>, limit = CONCURRENCY): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}

@@ -1,0 +1,78 @@
+// The repository metadata contract: every read and write of what a repository holds (tags,
+// manifest revisions, blob links, referrers) and the coordination that keeps them consistent
+// under concurrency. The services above (blobs, uploads, manifests, tags, gc) hold no storage
+// logic of their own for metadata: they validate, cache and call this interface. The link-file
+// implementation (link-store.ts) coordinates one process with keyed locks; an implementation on
+// a database coordinates several.
+import type { Digest } from './names.js';
+
+/** What a manifest put writes, already parsed and validated by the manifest service. */
+export interface ManifestRecord {
+  digest: Digest;
+  /** The media type as pushed (the validated Content-Type or the document's mediaType). */
+  mediaType: string;
+  content: Buffer;
+  /** Blobs the manifest needs in its repository (config and layers). */
+  blobs: Digest[];
+  /** Manifests it needs in its repository (index children). */
+  children: Digest[];
+  subject?: Digest;
+}
+
+/** A reference a manifest put found missing. */
+export interface MissingReference {
+  digest: Digest;
+  kind: 'blob' | 'manifest';
+}
+
+export type MetadataEvent =
+  | { type: 'manifest-put'; name: string; record: ManifestRecord; tag?: string }
+  | { type: 'manifest-deleted'; name: string; digest: Digest; tags: string[] }
+  | { type: 'tag-deleted'; name: string; tag: string }
+  | { type: 'blob-linked'; name: string; digest: Digest }
+  | { type: 'blob-unlinked'; name: string; digest: Digest }
+  | { type: 'blob-deleted'; digest: Digest }
+  | { type: 'repository-deleted'; name: string };
+
+export interface MetadataStore {
+  // ---- reads (no locks: each answers from one consistent step) ----
+  tag(name: string, tag: string): Promise<Digest | undefined>;
+  /** Tags whose current link is readable, sorted; NAME_UNKNOWN when the repository holds no manifests. */
+  tags(name: string): Promise<string[]>;
+  /** The stored media type of a revision present in `name`, or undefined when it is not present. */
+  revision(name: string, digest: Digest): Promise<{ mediaType: string } | undefined>;
+  revisions(name: string): Promise<Digest[]>;
+  blobLinked(name: string, digest: Digest): Promise<boolean>;
+  layers(name: string): Promise<Digest[]>;
+  referrers(name: string, subject: Digest): Promise<Digest[]>;
+  /** Every repository holding manifests, sorted. */
+  repositories(): Promise<string[]>;
+  /** Content size when stored, whatever links it. */
+  blobStat(digest: Digest): Promise<{ size: number; lastUsed: number } | undefined>;
+
+  // ---- writes (each one atomic with respect to the others) ----
+  /** Makes verified upload bytes at `source` the content of `digest` and links it into `name`. */
+  commitBlob(name: string, digest: Digest, source: string): Promise<void>;
+  /** Links stored content into `name` (a mount); false when the content is not stored. */
+  mountBlob(name: string, digest: Digest): Promise<boolean>;
+  unlinkBlob(name: string, digest: Digest): Promise<boolean>;
+  /** Records that content is in use (HEAD, GET): it is then kept for the grace period. */
+  touchBlob(digest: Digest): void;
+  /** Stores a manifest, its revision, referrers entry and tag; returns what was missing (nothing written then). */
+  putManifest(name: string, record: ManifestRecord, tag?: string): Promise<MissingReference[]>;
+  /** Removes a revision and every tag pointing at it; false when it was not present. */
+  deleteManifest(name: string, digest: Digest): Promise<boolean>;
+  deleteTag(name: string, tag: string): Promise<boolean>;
+  /** Removes a repository's tags, revisions, links and uploads; false when it did not exist. */
+  deleteRepository(name: string): Promise<boolean>;
+
+  // ---- collection ----
+  /** Deletes stored content last used before `usedBefore`, unless something uses it meanwhile. */
+  sweepBlob(digest: Digest, usedBefore: number): Promise<boolean>;
+  /** Deletes an untagged revision written before `writtenBefore`, unless a tag reached it meanwhile. */
+  sweepManifest(name: string, digest: Digest, writtenBefore: number): Promise<boolean>;
+  /** Removes a repository's link to content that is no longer stored. */
+  sweepLayerLink(name: string, digest: Digest): Promise<boolean>;
+
+  subscribe(listener: (event: MetadataEvent) => void): void;
+}

@@ -1,0 +1,200 @@
+// Usage accounting: per repository, its tags, manifests, total and unique bytes and last push.
+// Built once by a walk of storage (in the background at startup), then kept up to date from the
+// metadata store's events, so answering never walks storage. Changes made by other processes
+// sharing the storage are picked up by the next rebuild (after each collection, and on a timer).
+import type { StorageDriver } from '../storage/driver.js';
+import type { MetadataEvent, MetadataStore } from './metadata.js';
+import type { Digest } from './names.js';
+import { paths } from './paths.js';
+
+export interface RepositoryUsage {
+  name: string;
+  tags: number;
+  manifests: number;
+  /** Bytes of every distinct blob and manifest the repository references. */
+  bytes: number;
+  /** Of those, the bytes no other repository references. */
+  uniqueBytes: number;
+  lastPush?: string;
+}
+
+interface ManifestEntry {
+  size: number;
+  /** Blobs with their sizes, from the manifest's own descriptors. */
+  blobs: Map<string, number>;
+}
+
+interface RepoEntry {
+  tags: Map<string, number>;
+  manifests: Map<string, ManifestEntry>;
+  lastPush: number;
+}
+
+/** Digest and size of every descriptor (config, layers) a stored manifest lists; lenient. */
+function blobsOf(content: Buffer): Map<string, number> {
+  const blobs = new Map<string, number>();
+  try {
+    const doc = JSON.parse(content.toString('utf8')) as { config?: unknown; layers?: unknown; fsLayers?: unknown };
+    const add = (d: unknown) => {
+      const { digest, size } = (d ?? {}) as { digest?: unknown; size?: unknown };
+      if (typeof digest === 'string') blobs.set(digest, typeof size === 'number' && size >= 0 ? size : 0);
+    };
+    add(doc.config);
+    if (Array.isArray(doc.layers)) doc.layers.forEach(add);
+  } catch { /* unreadable: counts its own bytes only */ }
+  return blobs;
+}
+
+/** A manifest's own bytes count as one of the blobs it keeps. */
+function entryFor(digest: Digest, content: Buffer): ManifestEntry {
+  const blobs = blobsOf(content);
+  blobs.set(digest.toString(), content.length);
+  return { size: content.length, blobs };
+}
+
+export class UsageIndex {
+  private repos = new Map<string, RepoEntry>();
+  /** Blob → the repositories referencing it, with how many of their manifests do. */
+  private refs = new Map<string, Map<string, number>>();
+  private building: Promise<void> | undefined;
+  private pending: MetadataEvent[] | undefined;
+
+  constructor(private readonly store: MetadataStore, private readonly driver: StorageDriver) {
+    store.subscribe((event) => {
+      if (this.pending) this.pending.push(event); else this.apply(event);
+    });
+  }
+
+  /** Resolves once the first walk is done. */
+  ready(): Promise<void> {
+    return this.building ?? this.rebuild();
+  }
+
+  /** Walks storage again; events arriving meanwhile are applied after it. */
+  rebuild(): Promise<void> {
+    const run = async () => {
+      this.pending = [];
+      const repos = new Map<string, RepoEntry>();
+      try {
+        for (const name of await this.store.repositories()) repos.set(name, await this.read(name));
+      } catch (err) {
+        const events = this.pending;
+        this.pending = undefined;
+        events.forEach((e) => this.apply(e));
+        throw err;
+      }
+      this.repos = repos;
+      this.refs = new Map();
+      for (const [name, repo] of repos) for (const m of repo.manifests.values()) this.addRefs(name, m);
+      const events = this.pending;
+      this.pending = undefined;
+      events.forEach((e) => this.apply(e));
+    };
+    const building = run();
+    this.building ??= building;
+    return building;
+  }
+
+  names(): string[] {
+    return [...this.repos.keys()].sort();
+  }
+
+  usage(name: string): RepositoryUsage | undefined {
+    const repo = this.repos.get(name);
+    if (!repo) return undefined;
+    const blobs = new Map<string, number>();
+    for (const m of repo.manifests.values()) for (const [blob, size] of m.blobs) blobs.set(blob, size);
+    let bytes = 0;
+    let uniqueBytes = 0;
+    for (const [blob, size] of blobs) {
+      bytes += size;
+      if ((this.refs.get(blob)?.size ?? 0) <= 1) uniqueBytes += size;
+    }
+    return {
+      name, tags: repo.tags.size, manifests: repo.manifests.size, bytes, uniqueBytes,
+      lastPush: repo.lastPush ? new Date(repo.lastPush).toISOString() : undefined,
+    };
+  }
+
+  /** Tags of a repository with the time each was last pushed (ms since the epoch). */
+  tagTimes(name: string): Map<string, number> {
+    return new Map(this.repos.get(name)?.tags ?? []);
+  }
+
+  private async read(name: string): Promise<RepoEntry> {
+    const repo: RepoEntry = { tags: new Map(), manifests: new Map(), lastPush: 0 };
+    for (const digest of await this.store.revisions(name)) {
+      const entry = await this.manifestEntry(digest);
+      if (entry) repo.manifests.set(digest.toString(), entry);
+    }
+    for (const tag of await this.store.tags(name).catch(() => [] as string[])) {
+      const at = await this.driver.stat(paths.tagCurrentLink(name, tag)).then((s) => s.modTime.getTime(), () => 0);
+      repo.tags.set(tag, at);
+      repo.lastPush = Math.max(repo.lastPush, at);
+    }
+    return repo;
+  }
+
+  private async manifestEntry(digest: Digest, content?: Buffer): Promise<ManifestEntry | undefined> {
+    try {
+      content ??= await this.driver.getContent(paths.blobData(digest));
+    } catch {
+      return undefined;
+    }
+    return entryFor(digest, content);
+  }
+
+  private addRefs(name: string, m: ManifestEntry, delta = 1): void {
+    for (const blob of m.blobs.keys()) {
+      let by = this.refs.get(blob);
+      if (!by) this.refs.set(blob, (by = new Map()));
+      const n = (by.get(name) ?? 0) + delta;
+      if (n > 0) by.set(name, n); else by.delete(name);
+      if (by.size === 0) this.refs.delete(blob);
+    }
+  }
+
+  private repo(name: string): RepoEntry {
+    let repo = this.repos.get(name);
+    if (!repo) this.repos.set(name, (repo = { tags: new Map(), manifests: new Map(), lastPush: 0 }));
+    return repo;
+  }
+
+  private apply(event: MetadataEvent): void {
+    switch (event.type) {
+      case 'manifest-put': {
+        const repo = this.repo(event.name);
+        const key = event.record.digest.toString();
+        if (!repo.manifests.has(key)) {
+          const entry = entryFor(event.record.digest, event.record.content);
+          repo.manifests.set(key, entry);
+          this.addRefs(event.name, entry);
+        }
+        repo.lastPush = Date.now();
+        if (event.tag !== undefined) repo.tags.set(event.tag, repo.lastPush);
+        break;
+      }
+      case 'manifest-deleted': {
+        const repo = this.repos.get(event.name);
+        const entry = repo?.manifests.get(event.digest.toString());
+        if (!repo || !entry) break;
+        repo.manifests.delete(event.digest.toString());
+        this.addRefs(event.name, entry, -1);
+        for (const tag of event.tags) repo.tags.delete(tag);
+        break;
+      }
+      case 'tag-deleted':
+        this.repos.get(event.name)?.tags.delete(event.tag);
+        break;
+      case 'repository-deleted': {
+        const repo = this.repos.get(event.name);
+        if (!repo) break;
+        for (const m of repo.manifests.values()) this.addRefs(event.name, m, -1);
+        this.repos.delete(event.name);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+}
