@@ -51,7 +51,7 @@ export class Client {
     this.tally.requests++;
     let res: Response;
     try {
-      res = await fetch(new URL(path, this.target.url()), { method, body, headers, signal: AbortSignal.timeout(30_000) });
+      res = await fetch(new URL(path, this.target.url()), { method, body: body as unknown as BodyInit | undefined, headers, signal: AbortSignal.timeout(30_000) });
     } catch {
       this.tally.unanswered++;
       return undefined;
