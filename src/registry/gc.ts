@@ -185,7 +185,10 @@ export async function collectGarbage(store: MetadataStore, driver: StorageDriver
           continue;
         }
         const stat = await store.blobStat(digest);
-        if (!stat) continue;
+        if (!stat) { // a folder a crash left without its data
+          if (!options.dryRun) await store.sweepBlob(digest, usedBefore);
+          continue;
+        }
         const removed = options.dryRun ? stat.lastUsed < usedBefore : await store.sweepBlob(digest, usedBefore);
         if (!removed) {
           stored.add(key);

@@ -217,7 +217,12 @@ export class LinkMetadataStore implements MetadataStore {
   sweepBlob(digest: Digest, usedBefore: number): Promise<boolean> {
     return this.locks.withLocks([excl(K.blob(digest.toString()))], async () => {
       const stat = await this.blobStat(digest);
-      if (!stat || stat.lastUsed >= usedBefore) return false;
+      if (!stat) { // no data: a crash left the folder (or a temporary file) behind
+        const folder = await this.driver.stat(paths.blobDir(digest)).catch(() => undefined);
+        if (folder && folder.modTime.getTime() < usedBefore) await this.driver.delete(paths.blobDir(digest));
+        return false;
+      }
+      if (stat.lastUsed >= usedBefore) return false;
       await this.driver.delete(paths.blobDir(digest));
       this.used.delete(digest.toString());
       this.emit({ type: 'blob-deleted', digest });

@@ -3,6 +3,8 @@
 // that what remains is a registry some serial order could have produced.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
@@ -166,6 +168,8 @@ export async function runBattery(target: Target, durationMs: number, run = `${pr
           if (res?.status === 202) {
             live.delete(`${victim.name}:${victim.tag}`);
             deleted.push(victim);
+          } else if (!res) {
+            live.delete(`${victim.name}:${victim.tag}`); // killed mid-request: maybe deleted, maybe not
           }
         }
       }
@@ -217,6 +221,9 @@ export async function runBattery(target: Target, durationMs: number, run = `${pr
           if (res?.status === 202) {
             for (const [key, i] of live) if (i.name === name) { live.delete(key); deleted.push(i); }
             deletedRepositories.add(name);
+          } else if (!res) { // killed mid-request: its images may or may not be gone
+            for (const [key, i] of live) if (i.name === name) live.delete(key);
+            deletedRepositories.delete(name);
           }
         }
       }
@@ -250,3 +257,36 @@ export async function verifyBattery(client: Client, result: BatteryResult): Prom
   }
   return { lost, dangling };
 }
+
+/** Blob files nothing references any more, and deleted images' blobs still stored. */
+export function garbageLeft(root: string, result: BatteryResult): { garbage: string[]; deletedStillStored: string[] } {
+  const stored = new Set<string>();
+  const blobs = join(root, 'docker/registry/v2', 'blobs/sha256');
+  for (const prefix of existsSync(blobs) ? readdirSync(blobs) : []) {
+    for (const hex of readdirSync(join(blobs, prefix))) stored.add(`sha256:${hex}`);
+  }
+  const referenced = new Set<string>();
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      if (!entry.isDirectory()) continue;
+      const path = join(dir, entry.name);
+      if (entry.name === '_manifests') {
+        const revisions = join(path, 'revisions/sha256');
+        for (const hex of existsSync(revisions) ? readdirSync(revisions) : []) {
+          if (!existsSync(join(revisions, hex, 'link'))) continue;
+          const digest = `sha256:${hex}`;
+          referenced.add(digest);
+          const doc = JSON.parse(readFileSync(join(blobs, hex.slice(0, 2), hex, 'data'), 'utf8')) as { config: { digest: string }; layers: { digest: string }[] };
+          for (const d of [doc.config.digest, ...doc.layers.map((l) => l.digest)]) referenced.add(d);
+        }
+      } else if (!entry.name.startsWith('_')) {
+        walk(path);
+      }
+    }
+  };
+  walk(join(root, 'docker/registry/v2', 'repositories'));
+  const garbage = [...stored].filter((d) => !referenced.has(d));
+  const deletedStillStored = result.deleted.filter((i) => stored.has(i.digest)).map((i) => `${i.name}@${i.digest}`);
+  return { garbage, deletedStillStored };
+}
+
