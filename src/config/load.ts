@@ -258,6 +258,9 @@ function build(tree: Tree, warnings: string[]): Config {
   if (authTree.token && !token.rootcertbundle && !token.jwks && !tokenServer.enabled) {
     throw new ConfigError('auth.token needs rootcertbundle or jwks to verify tokens (or tokenserver.enabled with its key)');
   }
+  if (t.storage.maintenance.gc.enabled && !(t.storage.maintenance.gc.interval > 0)) {
+    throw new ConfigError('storage.maintenance.gc.interval must be a positive duration, e.g. 1h');
+  }
   const service = token.service || tokenServer.service || 'berth';
   return {
     log: { level: t.log.level, formatter: t.log.formatter, fields: t.log.fields, accessLog: !t.log.accesslog.disabled },
