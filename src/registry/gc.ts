@@ -9,6 +9,7 @@
 import type { StorageDriver } from '../storage/driver.js';
 import { isNotFound } from '../storage/driver.js';
 import { parseManifest, storedMediaType } from './media-types.js';
+import { mapBounded } from './link-store.js';
 import type { MetadataStore } from './metadata.js';
 import { parseDigest, type Digest } from './names.js';
 import { paths } from './paths.js';
@@ -103,18 +104,19 @@ export async function collectGarbage(store: MetadataStore, driver: StorageDriver
   const repositories = await store.repositories();
   progress({ repositories: repositories.length, graceMs: options.graceMs, dryRun: options.dryRun }, 'garbage collection: marking');
 
-  for (const name of repositories) {
+  await mapBounded(repositories, async (name) => {
     result.repositories++;
     if (result.repositories % 1000 === 0) progress({ done: result.repositories, of: repositories.length }, 'garbage collection: marking');
     const revisions = new Map<string, References & { unreadable?: boolean }>();
-    for (const digest of await store.revisions(name)) {
-      let content: Buffer;
+    const contents = await mapBounded(await store.revisions(name), async (digest) => {
       try {
-        content = await driver.getContent(paths.blobData(digest));
+        return { digest, content: await driver.getContent(paths.blobData(digest)) };
       } catch (err) {
-        if (isNotFound(err)) continue; // a revision whose content is gone: nothing to keep for it
+        if (isNotFound(err)) return undefined; // a revision whose content is gone: nothing to keep for it
         throw err;
       }
+    });
+    for (const { digest, content } of contents.filter((c): c is { digest: Digest; content: Buffer } => c !== undefined)) {
       const refs = referencesOf(content);
       if ('unreadable' in refs) {
         result.unreadableManifests++;
@@ -164,13 +166,13 @@ export async function collectGarbage(store: MetadataStore, driver: StorageDriver
       for (const child of info.children) marked.add(child);
     }
     layerLinks.set(name, await store.layers(name));
-  }
+  }, 8);
 
   progress({ marked: marked.size }, 'garbage collection: sweeping blobs');
   const stored = new Set<string>();
   const root = paths.blobsRoot();
   for (const algorithm of await listOrEmpty(driver, root)) {
-    for (const prefix of await listOrEmpty(driver, `${root}/${algorithm}`)) {
+    await mapBounded(await listOrEmpty(driver, `${root}/${algorithm}`), async (prefix) => {
       for (const hex of await listOrEmpty(driver, `${root}/${algorithm}/${prefix}`)) {
         let digest: Digest;
         try {
@@ -199,15 +201,14 @@ export async function collectGarbage(store: MetadataStore, driver: StorageDriver
         result.blobsDeleted++;
         result.bytesFreed += stat.size;
       }
-    }
+    });
   }
   if (!options.dryRun) {
     // links to content that is no longer stored are garbage too
-    for (const [name, digests] of layerLinks) {
-      for (const digest of digests) {
-        if (!stored.has(digest.toString()) && await store.sweepLayerLink(name, digest)) result.layerLinksDeleted++;
-      }
-    }
+    const dangling = [...layerLinks].flatMap(([name, digests]) => digests.filter((d) => !stored.has(d.toString())).map((d) => ({ name, d })));
+    await mapBounded(dangling, async ({ name, d }) => {
+      if (await store.sweepLayerLink(name, d)) result.layerLinksDeleted++;
+    });
     if (options.purgeUploads) {
       result.uploadsDeleted = (await options.purgeUploads(new Date(usedBefore))).count;
     }
