@@ -4,7 +4,7 @@ import { strict as assert } from 'node:assert';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { tempDir, pushImage } from '../helpers/registry.js';
-import { requireTool, run, startBerth } from '../helpers/clients.js';
+import { needs, run, startBerth } from '../helpers/clients.js';
 
 async function browse(url: string, profile: string): Promise<string> {
   return run('chromium', ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -13,8 +13,7 @@ async function browse(url: string, profile: string): Promise<string> {
 }
 
 describe('a browser on the registry', () => {
-  it('shows the catalog and a tag list as readable JSON', async () => {
-    requireTool('chromium');
+  it('shows the catalog and a tag list as readable JSON', { skip: needs('chromium') }, async () => {
     const work = tempDir('berth-browser-');
     const berth = await startBerth(join(work, 'data'));
     try {
