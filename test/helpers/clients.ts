@@ -44,7 +44,7 @@ function installed(tool: string): boolean {
  * it) nothing is skipped: a missing requirement is an error.
  */
 export function needs(...requirements: string[]): string | undefined {
-  const missing = requirements.filter((r) => r !== 'root' && !installed(r)).map((r) => basename(r));
+  const missing = [...new Set(requirements.filter((r) => r !== 'root' && !installed(r)).map((r) => basename(r)))];
   let reason: string | undefined;
   if (missing.length > 0) reason = `${missing.join(', ')} ${missing.length > 1 ? 'are' : 'is'} not installed: run ${INSTALL}`;
   else if (requirements.includes('root') && !IS_ROOT) reason = 'needs root (the docker daemon, podman and buildah run rootful): run the tests as root';
