@@ -10,7 +10,7 @@ import { SignJWT } from 'jose';
 import { GC_WATCH_MS } from '../../src/app.js';
 import { collectOffline as collectGarbage } from '../../src/registry/maintenance.js';
 import { FilesystemDriver } from '../../src/storage/filesystem.js';
-import { run } from '../helpers/clients.js';
+import { needs, run } from '../helpers/clients.js';
 import { makeHtpasswd, makePki } from '../helpers/pki.js';
 import { errorCodes, pushBlob, sha256, startRegistry, tempDir } from '../helpers/registry.js';
 
@@ -100,7 +100,7 @@ describe('regressions', () => {
     }
   });
 
-  it('accepts an x5c chain to a trusted root and refuses one through a certificate that is not a CA', async () => {
+  it('accepts an x5c chain to a trusted root and refuses one through a certificate that is not a CA', { skip: needs('openssl') }, async () => {
     const dir = tempDir('berth-x5c-');
     const pki = await makePki(join(dir, 'pki'));
     const r = await startRegistry({ overrides: { auth: { token: { realm: 'https://auth.example/token', service: 'svc', issuer: 'iss', rootcertbundle: pki.caCert } } } });
@@ -126,7 +126,7 @@ describe('regressions', () => {
     }
   });
 
-  it('does not serve /metrics on the main listener when authentication is on', async () => {
+  it('does not serve /metrics on the main listener when authentication is on', { skip: needs('htpasswd') }, async () => {
     const htpasswd = join(tempDir('berth-mauth-'), 'htpasswd');
     await makeHtpasswd(htpasswd, { u: 'p' });
     const r = await startRegistry({ overrides: { auth: { htpasswd: { realm: 'r', path: htpasswd } } } });
@@ -138,7 +138,7 @@ describe('regressions', () => {
     }
   });
 
-  it('puts the token realm once below http.prefix, and serves tokens there', async () => {
+  it('puts the token realm once below http.prefix, and serves tokens there', { skip: needs('htpasswd') }, async () => {
     const dir = tempDir('berth-realm-');
     const users = join(dir, 'htpasswd');
     mkdirSync(dir, { recursive: true });

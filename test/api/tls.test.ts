@@ -5,6 +5,7 @@ import { connect } from 'node:http2';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
+import { needs } from '../helpers/clients.js';
 import { makePki, type Pki } from '../helpers/pki.js';
 import { startRegistry, tempDir } from '../helpers/registry.js';
 
@@ -40,9 +41,10 @@ function h2Get(origin: string, path: string, ca: Buffer): Promise<{ status: numb
 
 describe('TLS', () => {
   let pki: Pki;
-  before(async () => { pki = await makePki(join(tempDir('berth-tls-'), 'pki')); });
+  const skip = needs('openssl');
+  before(async () => { if (!skip) pki = await makePki(join(tempDir('berth-tls-'), 'pki')); });
 
-  it('serves HTTPS over HTTP/1.1 and HTTP/2 with a certificate from config', async () => {
+  it('serves HTTPS over HTTP/1.1 and HTTP/2 with a certificate from config', { skip }, async () => {
     const r = await startRegistry({ overrides: { 'http.tls': { certificate: pki.serverCert, key: pki.serverKey } } });
     try {
       const https = r.url.replace('http://', 'https://');
@@ -59,7 +61,7 @@ describe('TLS', () => {
     }
   });
 
-  it('verifies client certificates against http.tls.clientcas', async () => {
+  it('verifies client certificates against http.tls.clientcas', { skip }, async () => {
     const r = await startRegistry({ overrides: { 'http.tls': { certificate: pki.serverCert, key: pki.serverKey, clientcas: [pki.caCert] } } });
     try {
       const https = r.url.replace('http://', 'https://');

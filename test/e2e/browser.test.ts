@@ -4,17 +4,17 @@ import { strict as assert } from 'node:assert';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { tempDir, pushImage } from '../helpers/registry.js';
-import { requireTool, run, startBerth } from '../helpers/clients.js';
+import { needs, run, startBerth } from '../helpers/clients.js';
 
+/** Chromium's profile, crash reports and caches all go to `profile`, not to $HOME. */
 async function browse(url: string, profile: string): Promise<string> {
   return run('chromium', ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
     '--disable-background-networking', '--disable-component-update', '--disable-sync', `--user-data-dir=${profile}`,
-    '--dump-dom', url], {}, 60_000);
+    '--dump-dom', url], { HOME: profile, XDG_CONFIG_HOME: join(profile, 'config'), XDG_CACHE_HOME: join(profile, 'cache') }, 60_000);
 }
 
 describe('a browser on the registry', () => {
-  it('shows the catalog and a tag list as readable JSON', async () => {
-    requireTool('chromium');
+  it('shows the catalog and a tag list as readable JSON', { skip: needs('chromium') }, async () => {
     const work = tempDir('berth-browser-');
     const berth = await startBerth(join(work, 'data'));
     try {

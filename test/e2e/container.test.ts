@@ -5,16 +5,17 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { tempDir } from '../helpers/registry.js';
-import { freePort, PROJECT_ROOT, requireTool, run, testImages, waitForRegistry, type TestImages } from '../helpers/clients.js';
+import { DOCKER_TOOLS, freePort, IMAGE_TOOLS, needs, PROJECT_ROOT, run, SUPPORT, testImages, waitForRegistry, type TestImages } from '../helpers/clients.js';
 import { clientEnvs, stopDocker } from '../helpers/image-clients.js';
 
 const DOCKER = '/usr/bin/docker';
 const IMAGE = 'berth:e2e';
 const BASE = 'berth-node-base:e2e';
+const skip = needs(...DOCKER_TOOLS, 'busybox', ...IMAGE_TOOLS);
 
 describe('the berth container image', () => {
   const work = tempDir('berth-image-');
-  const dockerDir = join('/tmp', `berth-img-${process.pid}`);
+  const clientsDir = tempDir('clients-');
   const name = `local_registry_${process.pid}`;
   let env: NodeJS.ProcessEnv;
   let images: TestImages;
@@ -22,10 +23,10 @@ describe('the berth container image', () => {
   const docker = (...args: string[]) => run(DOCKER, args, env, 600_000);
 
   before(async () => {
-    requireTool('dockerd');
+    if (skip) return;
     images = await testImages(join(work, 'img'));
-    env = (await clientEnvs(dockerDir)).docker;
-    await run('bash', [join(PROJECT_ROOT, 'test/e2e/support/node-base-image.sh'), BASE], env);
+    env = (await clientEnvs(clientsDir)).docker;
+    await run('bash', [join(SUPPORT, 'node-base-image.sh'), BASE], env);
     await run(DOCKER, ['build', '--quiet', '--network', 'host', '--build-arg', `BASE_IMAGE=${BASE}`, '-t', IMAGE, PROJECT_ROOT],
       { ...env, DOCKER_BUILDKIT: '0' }, 600_000);
     port = await freePort();
@@ -35,11 +36,12 @@ describe('the berth container image', () => {
     await waitForRegistry(`http://127.0.0.1:${port}`);
   });
   after(async () => {
+    if (!env) return;
     await docker('rm', '-f', '-v', name).catch(() => undefined);
-    await stopDocker(dockerDir);
+    await stopDocker(clientsDir);
   });
 
-  it('is configured like registry:2: port 5000, volume, config path, non-root, health check', async () => {
+  it('is configured like registry:2: port 5000, volume, config path, non-root, health check', { skip }, async () => {
     const config = JSON.parse(await docker('image', 'inspect', '--format', '{{json .Config}}', IMAGE)) as {
       User: string; ExposedPorts: Record<string, unknown>; Volumes: Record<string, unknown>; Cmd: string[]; Healthcheck: unknown;
     };
@@ -57,7 +59,7 @@ describe('the berth container image', () => {
     assert.equal(health, 'healthy');
   });
 
-  it('runs the tutorial: tag, push, rmi, pull, catalog, tags, and the data on the host', async () => {
+  it('runs the tutorial: tag, push, rmi, pull, catalog, tags, and the data on the host', { skip }, async () => {
     const host = `localhost:${port}`;
     await docker('load', '-i', join(images.dir, 'archives/small.docker.tar'));
     await docker('tag', 'small:v1', `${host}/myalpine:v1`);
@@ -72,7 +74,7 @@ describe('the berth container image', () => {
     assert.ok(existsSync(join(volume.Source, 'docker/registry/v2/repositories/myalpine/_manifests/tags/v1/current/link')));
   });
 
-  it('takes REGISTRY_* overrides from the environment', async () => {
+  it('takes REGISTRY_* overrides from the environment', { skip }, async () => {
     const res = await fetch(`http://127.0.0.1:${port}/v2/myalpine/manifests/v1`, { method: 'DELETE' });
     assert.equal(res.status, 202); // deletes are off in the image's config.yml; the variable turned them on
   });

@@ -8,14 +8,14 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { exportJWK, SignJWT } from 'jose';
 import { libtrustKeyId } from '../../src/auth/token.js';
-import { CLI, freePort, startBerth } from '../helpers/clients.js';
+import { CLI, freePort, needs, startBerth } from '../helpers/clients.js';
 import { makeHtpasswd, makePki } from '../helpers/pki.js';
 import { tempDir } from '../helpers/registry.js';
 
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 
 describe('standalone token server', () => {
-  it('issues tokens that a registry configured with auth.token and rootcertbundle accepts', async () => {
+  it('issues tokens that a registry configured with auth.token and rootcertbundle accepts', { skip: needs('openssl', 'htpasswd') }, async () => {
     const dir = tempDir('berth-ts-');
     const pki = await makePki(join(dir, 'pki'));
     const users = join(dir, 'htpasswd');
@@ -60,7 +60,7 @@ describe('standalone token server', () => {
     }
   });
 
-  it('trusts an issuer through a JWKS file', async () => {
+  it('trusts an issuer through a JWKS file', { skip: needs('openssl') }, async () => {
     const dir = tempDir('berth-jwks-');
     const pki = await makePki(join(dir, 'pki'));
     const key = createPrivateKey(readFileSync(pki.tokenKey));

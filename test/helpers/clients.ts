@@ -1,13 +1,16 @@
-// Real processes for end-to-end tests: the berth CLI, skopeo, the reference registry and the
-// scripts in ../shared/clients that install and prepare them.
+// Real processes for end-to-end tests: the berth CLI, the real clients and the reference
+// registry, the scripts in test/support that install and prepare them, and `needs`, which skips
+// a test when what it drives is not installed here.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { atExit } from './scratch.js';
 
 export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-export const SHARED = process.env.BERTH_SHARED_DIR ?? resolve(PROJECT_ROOT, '../shared');
+/** Scripts that install and run the real clients and servers: see test/support/*.sh. */
+export const SUPPORT = join(PROJECT_ROOT, 'test/support');
 export const CLI = join(PROJECT_ROOT, 'dist/src/cli.js');
 
 export function run(command: string, args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 300_000): Promise<string> {
@@ -19,10 +22,34 @@ export function run(command: string, args: string[], env: NodeJS.ProcessEnv = {}
   });
 }
 
-export function requireTool(tool: string): void {
-  if (!process.env.PATH?.split(':').some((dir) => existsSync(join(dir, tool)))) {
-    throw new Error(`${tool} is not installed: run ${SHARED}/clients/install.sh (as .ci/run does)`);
-  }
+const IS_ROOT = process.getuid?.() === 0;
+const INSTALL = `${IS_ROOT ? '' : 'sudo '}bash test/support/install.sh`;
+
+/** The private docker daemon (test/support/dockerd.sh) and Debian's docker CLI. */
+export const DOCKER_TOOLS = ['root', 'dockerd', 'containerd', 'runc', '/usr/bin/docker'];
+/** What test/support/make-images.sh (testImages) needs; the web image also needs busybox. */
+export const IMAGE_TOOLS = ['jq', 'skopeo'];
+
+function installed(tool: string): boolean {
+  const candidates = isAbsolute(tool) ? [tool] : (process.env.PATH ?? '').split(':').filter(Boolean).map((dir) => join(dir, tool));
+  return candidates.some((file) => {
+    try { accessSync(file, constants.X_OK); return true; } catch { return false; }
+  });
+}
+
+/**
+ * Why a test cannot run on this machine, in one line, or undefined when it can. Pass it as the
+ * test's skip option: `it(title, { skip: needs('skopeo') }, ...)`. Requirements are commands
+ * (looked up in PATH, or absolute paths) and 'root'. With BERTH_TEST_CLIENTS=required (CI sets
+ * it) nothing is skipped: a missing requirement is an error.
+ */
+export function needs(...requirements: string[]): string | undefined {
+  const missing = [...new Set(requirements.filter((r) => r !== 'root' && !installed(r)).map((r) => basename(r)))];
+  let reason: string | undefined;
+  if (missing.length > 0) reason = `${missing.join(', ')} ${missing.length > 1 ? 'are' : 'is'} not installed: run ${INSTALL}`;
+  else if (requirements.includes('root') && !IS_ROOT) reason = 'needs root (the docker daemon, podman and buildah run rootful): run the tests as root';
+  if (reason && process.env.BERTH_TEST_CLIENTS === 'required') throw new Error(`${reason} (BERTH_TEST_CLIENTS=required)`);
+  return reason;
 }
 
 export async function freePort(): Promise<number> {
@@ -72,6 +99,8 @@ export async function startBerth(root: string, env: NodeJS.ProcessEnv = {}, args
     env: { ...process.env, REGISTRY_HTTP_SECRET: 'e2e-secret', REGISTRY_STORAGE_DELETE_ENABLED: 'true', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  const cancel = atExit(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  child.once('exit', cancel);
   let output = '';
   child.stdout!.on('data', (c) => { output += c; });
   child.stderr!.on('data', (c) => { output += c; });
@@ -96,9 +125,9 @@ export interface TestImages {
 
 let images: Promise<TestImages> | undefined;
 
-/** Test images made offline by ../shared/clients/make-images.sh (once per test process). */
+/** Test images made offline by test/support/make-images.sh (once per test process). */
 export function testImages(dir: string): Promise<TestImages> {
-  images ??= run('bash', [join(SHARED, 'clients/make-images.sh'), dir], { BIG_MIB: process.env.BIG_MIB ?? '0' }).then(() => {
+  images ??= run('bash', [join(SUPPORT, 'make-images.sh'), dir]).then(() => {
     const digests: Record<string, string> = {};
     for (const line of readFileSync(join(dir, 'digests.txt'), 'utf8').split('\n')) {
       const [name, digest] = line.trim().split(/\s+/);

@@ -1,7 +1,9 @@
 // The real container clients behind one small interface, so that one scenario body runs
 // against each: docker (a private dockerd), podman and buildah (isolated storage).
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { run, SHARED } from './clients.js';
+import { run, SUPPORT } from './clients.js';
+import { atExit } from './scratch.js';
 
 export interface ImageClient {
   name: string;
@@ -28,15 +30,27 @@ function parseExports(text: string): NodeJS.ProcessEnv {
   return env;
 }
 
-/** Starts a private dockerd and prepares podman/buildah/skopeo configuration under `dir`. */
+const DOCKERD = join(SUPPORT, 'dockerd.sh');
+const stopAtExit = new Map<string, () => void>();
+
+/**
+ * Starts a private dockerd in `dir`/dockerd and prepares podman/buildah/skopeo configuration in
+ * `dir`/containers. Keep `dir` short (a tempDir): the daemon's socket lives in it.
+ */
 export async function clientEnvs(dir: string): Promise<ClientEnvs> {
-  const docker = parseExports(await run('bash', [join(SHARED, 'clients/dockerd-start.sh'), join(dir, 'dockerd')]));
-  const containers = parseExports(await run('bash', [join(SHARED, 'clients/containers-env.sh'), join(dir, 'containers')]));
+  const dockerDir = join(dir, 'dockerd');
+  // stopped at exit too, should the suite's after hook not get to it
+  stopAtExit.set(dir, atExit(() => { execFileSync('bash', [DOCKERD, 'stop', dockerDir], { stdio: 'ignore' }); }));
+  const docker = parseExports(await run('bash', [DOCKERD, 'start', dockerDir]));
+  const containers = parseExports(await run('bash', [join(SUPPORT, 'containers-env.sh'), join(dir, 'containers')]));
   return { docker, containers };
 }
 
+/** Stops the dockerd that clientEnvs started in `dir` and deletes its state. */
 export async function stopDocker(dir: string): Promise<void> {
-  await run('bash', [join(SHARED, 'clients/dockerd-stop.sh'), join(dir, 'dockerd'), '--purge']).catch(() => undefined);
+  await run('bash', [DOCKERD, 'stop', join(dir, 'dockerd')]);
+  stopAtExit.get(dir)?.();
+  stopAtExit.delete(dir);
 }
 
 const DOCKER = '/usr/bin/docker';

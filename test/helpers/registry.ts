@@ -1,15 +1,16 @@
 // Test helpers: a real Berth server (in-process, on an ephemeral loopback port) and small
 // HTTP helpers that speak the distribution API with fetch.
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { createApp, type App } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config/load.js';
 import { closeConnections } from '../../src/http/listener.js';
 import type { StorageDriver } from '../../src/storage/driver.js';
+import { tempDir } from './scratch.js';
+
+export { tempDir };
 
 export interface TestRegistry {
   url: string;
@@ -26,12 +27,8 @@ export interface StartOptions {
   keepData?: boolean;
 }
 
-export function tempDir(prefix = 'berth-test-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
-}
-
 export async function startRegistry(options: StartOptions = {}): Promise<TestRegistry> {
-  const root = options.root ?? tempDir();
+  const root = options.root ?? tempDir('registry-');
   const config = loadConfig({
     env: {},
     overrides: {

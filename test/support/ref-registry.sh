@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# test/support/ref-registry.sh -- the reference registry (Debian's docker-registry, distribution
+# 2.8, what registry:2 ships) on 127.0.0.1, to compare Berth with it on the same data directory.
+#
+#   bash test/support/ref-registry.sh start DIR PORT   serves DIR/data on 127.0.0.1:PORT (filesystem
+#                                                      storage, deletes enabled); config, log, pid in DIR
+#   bash test/support/ref-registry.sh stop DIR         stops it (DIR stays: the data is what is compared)
+#
+# Needs docker-registry and curl (test/support/install.sh).
+set -euo pipefail
+
+die() { echo "ref-registry.sh: $*" >&2; exit 1; }
+[[ $# -ge 2 ]] || die "usage: ref-registry.sh start DIR PORT | stop DIR"
+CMD=$1 DIR=$2
+case $DIR in /*) ;; *) DIR=$(pwd)/$DIR ;; esac
+PIDFILE=$DIR/registry.pid
+
+running_pid() {
+  local pid
+  pid=$(cat "$PIDFILE" 2>/dev/null || true)
+  [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null && [[ $(cat "/proc/$pid/comm" 2>/dev/null) == docker-registr* ]] || return 1
+  echo "$pid"
+}
+
+case $CMD in
+start)
+  PORT=${3:?usage: ref-registry.sh start DIR PORT}
+  [[ $PORT =~ ^[0-9]+$ ]] || die "bad PORT $PORT"
+  for b in docker-registry curl; do
+    command -v "$b" >/dev/null || die "$b is not installed: run sudo bash test/support/install.sh"
+  done
+  running_pid >/dev/null && die "already running for $DIR"
+  mkdir -p "$DIR/data"
+  cat >"$DIR/config.yml" <<EOF
+version: 0.1
+log:
+  level: info
+  formatter: text
+storage:
+  filesystem:
+    rootdirectory: $DIR/data
+  delete:
+    enabled: true
+  cache:
+    blobdescriptor: inmemory
+http:
+  addr: 127.0.0.1:$PORT
+EOF
+  setsid docker-registry serve "$DIR/config.yml" >>"$DIR/registry.log" 2>&1 </dev/null &
+  pid=$!
+  echo "$pid" >"$PIDFILE"
+  for ((i = 0; i < 100; i++)); do
+    [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/v2/" || true) == 200 ]] && exit 0
+    kill -0 "$pid" 2>/dev/null || { tail -n 5 "$DIR/registry.log" >&2; die "docker-registry exited (port $PORT in use?)"; }
+    sleep 0.1
+  done
+  die "docker-registry did not answer on 127.0.0.1:$PORT within 10 s (log: $DIR/registry.log)"
+  ;;
+stop)
+  if pid=$(running_pid); then
+    kill -TERM "$pid"
+    for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$PIDFILE"
+  ;;
+*) die "usage: ref-registry.sh start DIR PORT | stop DIR" ;;
+esac
