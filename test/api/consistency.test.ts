@@ -209,4 +209,29 @@ describe('consistency', () => {
       await r.close();
     }
   });
+
+  it('counts open uploads in the API and metrics, and collection purges those idle past the grace period', async () => {
+    const r = await startRegistry({ overrides: { 'storage.maintenance.gc.grace': '0s' } });
+    try {
+      const start = await fetch(`${r.url}/v2/idle/app/blobs/uploads/`, { method: 'POST' });
+      const location = new URL(start.headers.get('location')!, r.url);
+      const patch = await fetch(location, { method: 'PATCH', body: Buffer.alloc(1000, 7), headers: { 'Content-Type': 'application/octet-stream' } });
+      assert.equal(patch.status, 202);
+      const figures = await (await fetch(`${r.url}/api/v1/uploads`)).json() as { count: number; bytes: number };
+      assert.deepEqual([figures.count, figures.bytes], [1, 1000]);
+      const metrics = await (await fetch(`${r.url}/metrics`)).text();
+      assert.match(metrics, /^berth_uploads_open_bytes 1000$/m);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const report = await (await fetch(`${r.url}/api/v1/gc?wait=true`, { method: 'POST' })).json() as { uploadsDeleted: number };
+      assert.equal(report.uploadsDeleted, 1);
+      assert.equal((await fetch(new URL(patch.headers.get('location')!, r.url))).status, 404);
+      const after = await (await fetch(`${r.url}/metrics`)).text();
+      assert.match(after, /^berth_gc_runs_total\{outcome="ok"\} 1$/m);
+      const status = await (await fetch(`${r.url}/api/v1/gc`)).json() as { running: boolean; last: { uploadsDeleted: number } };
+      assert.equal(status.running, false);
+      assert.equal(status.last.uploadsDeleted, 1);
+    } finally {
+      await r.close();
+    }
+  });
 });
