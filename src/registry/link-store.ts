@@ -117,8 +117,9 @@ export class LinkMetadataStore implements MetadataStore {
         await this.driver.delete(source); // the same content is already stored: drop the duplicate
       } else {
         await this.driver.move(source, paths.blobData(digest));
+        this.noteWritten(digest);
       }
-      await this.markUsed(digest, true);
+      await this.markUsed(digest, false);
       await this.driver.putContent(paths.layerLink(name, digest), digest.toString());
       this.emit({ type: 'blob-linked', name, digest });
     });
@@ -127,7 +128,7 @@ export class LinkMetadataStore implements MetadataStore {
   mountBlob(name: string, digest: Digest): Promise<boolean> {
     return this.locks.withLocks(linking(name, digest), async () => {
       if (!(await this.blobStat(digest))) return false;
-      await this.markUsed(digest, true);
+      await this.markUsed(digest, false);
       await this.driver.putContent(paths.layerLink(name, digest), digest.toString());
       this.emit({ type: 'blob-linked', name, digest });
       return true;
@@ -160,15 +161,19 @@ export class LinkMetadataStore implements MetadataStore {
       if (missing.length > 0) return missing;
       // everything it references stays in use for the grace period, from now
       await Promise.all([
-        ...record.blobs.map((blob) => this.markUsed(blob, true)),
+        ...record.blobs.map((blob) => this.markUsed(blob, false)),
         ...record.children.map((child) => this.driver.touch(paths.revisionLink(name, child))),
       ]);
-      if (!(await this.blobStat(digest))) await this.driver.putContent(paths.blobData(digest), record.content);
-      await this.markUsed(digest, true);
-      if (await this.revisionLinked(name, digest)) {
+      const [stored, linked] = await Promise.all([this.blobStat(digest), this.revisionLinked(name, digest)]);
+      // the content and its media type are durable before the revision link names them
+      await Promise.all([
+        stored ? this.markUsed(digest, false)
+          : this.driver.putContent(paths.blobData(digest), record.content).then(() => this.noteWritten(digest)),
+        linked ? undefined : this.driver.putContent(paths.revisionMediaType(name, digest), record.mediaType),
+      ]);
+      if (linked) {
         await this.driver.touch(paths.revisionLink(name, digest)); // named again: collection measures from now
       } else {
-        await this.driver.putContent(paths.revisionMediaType(name, digest), record.mediaType);
         await this.driver.putContent(paths.revisionLink(name, digest), digest.toString());
       }
       if (record.subject) {
@@ -301,6 +306,13 @@ export class LinkMetadataStore implements MetadataStore {
     }
     const results = await mapBounded(checks, (check) => check());
     return results.filter((m): m is MissingReference => m !== undefined);
+  }
+
+  /** Content just written: storage's own time is fresh, nothing to persist. */
+  private noteWritten(digest: Digest): void {
+    const now = Date.now();
+    if (this.used.size >= MAX_TRACKED_USES) this.used.delete(this.used.keys().next().value!);
+    this.used.set(digest.toString(), { at: now, persisted: now });
   }
 
   /** Records a use of content now; storage learns of it when its own record is older than the persistence step. */
