@@ -18,11 +18,18 @@ import { paths } from './paths.js';
 /** At most this many storage reads at once for one request's checks or listings. */
 const CONCURRENCY = 16;
 const MAX_TRACKED_USES = 200_000;
+const MAX_KNOWN_TAG_REPOSITORIES = 10_000;
 
 export class LinkMetadataStore implements MetadataStore {
   /** When content was last used in this process; storage keeps it too, at most `persistEveryMs` stale. */
   private readonly used = new Map<string, { at: number; persisted: number }>();
   private readonly listeners: ((event: MetadataEvent) => void)[] = [];
+  /**
+   * Tags of a repository whose link this process has read or written. A tag's link is only ever
+   * replaced atomically, so once seen whole a tag folder stays whole until it is deleted; a
+   * folder a crash left without its link is read (and left out) each time.
+   */
+  private readonly validTags = new Map<string, Set<string>>();
 
   constructor(private readonly driver: StorageDriver, private readonly persistEveryMs = 60_000,
               private readonly locks: Locker = new KeyedLocks()) {}
@@ -47,8 +54,28 @@ export class LinkMetadataStore implements MetadataStore {
       if (await exists(this.driver, paths.manifestsRoot(name))) return [];
       throw nameUnknown(name);
     }
-    const present = await mapBounded(names, async (tag) => ((await this.tag(name, tag)) ? tag : undefined), 64);
+    // a tag folder is trusted once its link was read (or written here): only new names cost a read
+    const known = this.validTags.get(name);
+    const present = await mapBounded(names, async (tag) => {
+      if (known?.has(tag)) return tag;
+      if (!(await this.tag(name, tag))) return undefined;
+      this.knownTag(name, tag);
+      return tag;
+    }, 64);
     return present.filter((t): t is string => t !== undefined).sort();
+  }
+
+  private knownTag(name: string, tag: string): void {
+    let known = this.validTags.get(name);
+    if (!known) {
+      if (this.validTags.size >= MAX_KNOWN_TAG_REPOSITORIES) this.validTags.delete(this.validTags.keys().next().value!);
+      this.validTags.set(name, (known = new Set()));
+    }
+    known.add(tag);
+  }
+
+  private forgetTag(name: string, tag: string): void {
+    this.validTags.get(name)?.delete(tag);
   }
 
   async revision(name: string, digest: Digest): Promise<{ mediaType: string } | undefined> {
@@ -183,6 +210,7 @@ export class LinkMetadataStore implements MetadataStore {
         // the index is history, kept for registry:2's layout; only `current` has to survive a power cut
         await this.driver.putContent(paths.tagIndexLink(name, tag, digest), digest.toString(), { durable: false });
         await this.driver.putContent(paths.tagCurrentLink(name, tag), digest.toString());
+        this.knownTag(name, tag);
       }
       this.emit({ type: 'manifest-put', name, record, tag });
       return [];
@@ -196,6 +224,7 @@ export class LinkMetadataStore implements MetadataStore {
 
   deleteTag(name: string, tag: string): Promise<boolean> {
     return this.locks.withLocks([shared(K.repository(name)), excl(K.tag(name, tag))], async () => {
+      this.forgetTag(name, tag);
       if (!(await this.tag(name, tag))) return false;
       await this.driver.delete(paths.tagDir(name, tag));
       this.emit({ type: 'tag-deleted', name, tag });
@@ -209,6 +238,7 @@ export class LinkMetadataStore implements MetadataStore {
       const present = await listOrUndefined(this.driver, paths.repository(name));
       if (!present || !present.some((p) => parts.includes(p))) return false;
       // only this repository's own folders: a nested repository (name/other) lives beside them
+      this.validTags.delete(name);
       for (const part of ['_manifests', '_referrers', '_layers', '_uploads']) {
         await this.driver.delete(`${paths.repository(name)}/${part}`);
       }
@@ -266,6 +296,7 @@ export class LinkMetadataStore implements MetadataStore {
     for (const tag of (await listOrUndefined(this.driver, paths.tagsRoot(name))) ?? []) {
       await this.locks.withLocks([excl(K.tag(name, tag))], async () => {
         if ((await this.tag(name, tag))?.toString() !== digest.toString()) return;
+        this.forgetTag(name, tag);
         await this.driver.delete(paths.tagDir(name, tag));
         removedTags.push(tag);
       });
