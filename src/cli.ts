@@ -37,7 +37,8 @@ Starts the registry. Settings come from, in increasing priority: built-in defaul
 config file (registry:2's config.yml format), REGISTRY_* environment variables, and flags.
 
 Options:
-  -c, --config FILE   config file (also the first argument, as with registry:2's 'serve')
+  -c, --config FILE   config file (also the first argument, as with registry:2's 'serve';
+                      without either, REGISTRY_CONFIGURATION_PATH)
   -a, --addr ADDR     listen address, host:port or :port (http.addr; default 0.0.0.0:5000)
   -r, --root DIR      data directory (storage.filesystem.rootdirectory; default ./data)
       --delete        allow DELETE of manifests and blobs (storage.delete.enabled)

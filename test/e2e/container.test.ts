@@ -136,4 +136,20 @@ describe('the berth container image', { skip }, () => {
     assert.match(result.stderr, /run chown -R 1000:1000 \/var\/lib\/registry \(for a container volume, on the host directory mounted there\)/);
     assert.match(result.stderr, /leave out --user/);
   });
+
+  it('with --user 1000:1000 on a new named volume, serves and stores', async () => {
+    const volume = `berth-e2e-${process.pid}`;
+    const unprivileged = `${name}_user`;
+    const other = await freePort();
+    await docker('container', 'run', '-d', '--network', 'host', '--user', '1000:1000', '--name', unprivileged,
+      '-v', `${volume}:/var/lib/registry`, '-e', `REGISTRY_HTTP_ADDR=127.0.0.1:${other}`, IMAGE);
+    try {
+      await waitForRegistry(`http://127.0.0.1:${other}`);
+      assert.equal((await fetch(`http://127.0.0.1:${other}/v2/unprivileged/blobs/uploads/`, { method: 'POST' })).status, 202);
+      assert.equal((await docker('exec', unprivileged, 'id', '-u')).trim(), '1000');
+    } finally {
+      await docker('rm', '-f', unprivileged).catch(() => undefined);
+      await docker('volume', 'rm', volume).catch(() => undefined);
+    }
+  });
 });
