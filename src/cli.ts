@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { createApp, createDriver, createSecurity, createTokenListener } from './app.js';
 import { collectOffline, liveLeases } from './registry/maintenance.js';
 import { ConfigError, loadConfig, parseDuration, type Config } from './config/load.js';
+import { DataDirectoryError, prepareDataDirectory } from './config/root.js';
 import { createLogger } from './log.js';
 import { closeConnections } from './http/listener.js';
 
@@ -36,7 +37,8 @@ Starts the registry. Settings come from, in increasing priority: built-in defaul
 config file (registry:2's config.yml format), REGISTRY_* environment variables, and flags.
 
 Options:
-  -c, --config FILE   config file (also the first argument, as with registry:2's 'serve')
+  -c, --config FILE   config file (also the first argument, as with registry:2's 'serve';
+                      without either, REGISTRY_CONFIGURATION_PATH)
   -a, --addr ADDR     listen address, host:port or :port (http.addr; default 0.0.0.0:5000)
   -r, --root DIR      data directory (storage.filesystem.rootdirectory; default ./data)
       --delete        allow DELETE of manifests and blobs (storage.delete.enabled)
@@ -91,13 +93,23 @@ function configFrom(values: Record<string, unknown>, positionals: string[]): Con
   if (values.delete) overrides['storage.delete.enabled'] = true;
   if (values['read-only']) overrides['storage.maintenance.readonly.enabled'] = true;
   if (values['log-level']) overrides['log.level'] = values['log-level'];
-  const file = (values.config as string | undefined) ?? positionals[0];
+  // as registry:2: the first argument, else REGISTRY_CONFIGURATION_PATH (which the container image sets)
+  const file = (values.config as string | undefined) ?? positionals[0] ?? (process.env.REGISTRY_CONFIGURATION_PATH || undefined);
   try {
     return loadConfig({ file, env: process.env, overrides });
   } catch (err) {
     if (err instanceof ConfigError) fatal(`configuration error: ${err.message}`);
     throw err;
   }
+}
+
+/** Makes and checks the data directory before anything uses it; a problem stops with the fix. */
+async function checkStorage(config: Config): Promise<void> {
+  if (config.storage.driver !== 'filesystem') return;
+  await prepareDataDirectory(config.storage.rootDirectory).catch((err: Error) => {
+    if (err instanceof DataDirectoryError) fatal(`storage is not usable: ${err.message}`);
+    throw err;
+  });
 }
 
 function parseAddr(addr: string, key: string): { port: number; host: string } {
@@ -132,6 +144,7 @@ async function serve(argv: string[]): Promise<void> {
     log.warn('http.secret is not set: a random one is used; set the same http.secret on every process sharing this storage');
   }
   const target = listenTarget(config);
+  await checkStorage(config);
   const app = createApp(config, log);
   await app.services.driver.ping().catch((err: Error) => fatal(`storage is not usable: ${err.message}`));
   await app.start();
@@ -175,6 +188,54 @@ async function serve(argv: string[]): Promise<void> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  followWrapper(shutdown);
+}
+
+/**
+ * Under npm (`npx berth serve`, `npm start`) Berth runs below `sh -c`, and a signal sent to npm's
+ * process reaches only that shell, which dies and leaves Berth running. So when npm started it,
+ * Berth stops as it would on SIGTERM once its parent (or npm above that shell) is gone.
+ */
+function followWrapper(shutdown: (reason: string) => void): void {
+  if (!process.env.npm_command && !process.env.npm_lifecycle_event) return;
+  const parent = process.ppid;
+  const watched = [parent];
+  const grandparent = procStat(parent)?.ppid;
+  if (grandparent && grandparent > 1 && /^(sh|dash|bash|ash|zsh|busybox)$/.test(procComm(parent))) watched.push(grandparent);
+  const timer = setInterval(() => {
+    if (process.ppid === parent && watched.every(alive)) return;
+    clearInterval(timer);
+    shutdown('the npm process that started berth exited');
+  }, 200);
+  timer.unref();
+}
+
+function procStat(pid: number): { state: string; ppid: number } | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const [state, ppid] = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return { state: state!, ppid: Number(ppid) };
+  } catch {
+    return undefined;
+  }
+}
+
+function procComm(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  const state = procStat(pid)?.state;
+  return state !== 'Z' && state !== 'X';
 }
 
 async function gc(argv: string[]): Promise<void> {
@@ -192,6 +253,7 @@ async function gc(argv: string[]): Promise<void> {
   }
   const config = configFrom(values, positionals);
   const log = createLogger(config);
+  await checkStorage(config);
   const driver = createDriver(config);
   const dryRun = !!values['dry-run'];
   let graceMs = values.grace !== undefined ? parseDuration(values.grace) : 0;

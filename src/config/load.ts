@@ -1,10 +1,11 @@
 // Loads the configuration: defaults, then the YAML file, then REGISTRY_* environment variables,
 // then command-line flags. Every value is checked against the schema; a mistake stops startup
-// with the key's path and what to write instead.
+// with the key's path and what to write instead; so does a registry:2 key Berth would have to ignore
+// at a cost to security or to what clients get (see schema.ts).
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { parse as parseYaml } from 'yaml';
-import { SCHEMA, type Spec } from './schema.js';
+import { isSet, SCHEMA, type Spec } from './schema.js';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 
@@ -91,7 +92,7 @@ export function loadConfig(options: LoadOptions = {}): Config {
   }
   const warnings: string[] = [];
   for (const [key, value] of Object.entries(options.env ?? {})) {
-    if (!key.startsWith('REGISTRY_') || value === undefined) continue;
+    if (!key.startsWith('REGISTRY_') || value === undefined || key === 'REGISTRY_CONFIGURATION_PATH') continue; // that one names the file
     const path = envPath(key.slice('REGISTRY_'.length).toLowerCase().split('_'), SCHEMA);
     if (!path) {
       warnings.push(`environment variable ${key} matches no configuration key; ignored`);
@@ -100,6 +101,10 @@ export function loadConfig(options: LoadOptions = {}): Config {
     setPath(tree, path, parseScalar(value));
   }
   for (const [dotted, value] of Object.entries(options.overrides ?? {})) setPath(tree, dotted.split('.'), value);
+  // registry:2 also takes `storage: filesystem` and `auth: none`: a bare name for a section without parameters
+  for (const section of ['storage', 'auth']) {
+    if (typeof tree[section] === 'string') tree[section] = { [tree[section] as string]: {} };
+  }
   return build(tree, warnings);
 }
 
@@ -137,7 +142,7 @@ function setPath(tree: Tree, path: string[], value: unknown): void {
 }
 
 /** Checks `tree` against the schema and fills in defaults. */
-function normalise(value: unknown, spec: Spec, path: string, ignored: string[]): unknown {
+function normalise(value: unknown, spec: Spec, path: string, ignored: string[], root: Tree): unknown {
   const where = path || 'the top level';
   switch (spec.kind) {
     case 'object': {
@@ -151,7 +156,7 @@ function normalise(value: unknown, spec: Spec, path: string, ignored: string[]):
         }
       }
       for (const [key, child] of Object.entries(spec.fields)) {
-        out[key] = normalise((value as Tree)[key], child, path ? `${path}.${key}` : key, ignored);
+        out[key] = normalise((value as Tree)[key], child, path ? `${path}.${key}` : key, ignored, root);
       }
       return out;
     }
@@ -194,10 +199,16 @@ function normalise(value: unknown, spec: Spec, path: string, ignored: string[]):
       if (value === undefined || value === null) return [];
       const items = Array.isArray(value) ? value : typeof value === 'string' ? value.split(',').map((v) => v.trim()) : undefined;
       if (!items) throw new ConfigError(`${path} must be a list`);
-      return items.map((item, i) => normalise(item, spec.item, `${path}[${i}]`, ignored));
+      return items.map((item, i) => normalise(item, spec.item, `${path}[${i}]`, ignored, root));
     }
     case 'ignored': {
-      if (value !== undefined && value !== null) ignored.push(`${path}: ${spec.why}`);
+      if (value === undefined || value === null) return undefined;
+      const refusal = spec.refuse;
+      if (refusal && (refusal.when ?? isSet)(value, root)) {
+        const shown = typeof value === 'object' ? '' : `: ${JSON.stringify(value)}`;
+        throw new ConfigError(`${path}${shown} is not supported: ${refusal.why}; ${refusal.instead}`);
+      }
+      ignored.push(`${path} is ignored: ${spec.why}`);
       return undefined;
     }
   }
@@ -224,12 +235,12 @@ function build(tree: Tree, warnings: string[]): Config {
   const drivers = Object.keys(storageTree).filter((k) => !['delete', 'maintenance', 'cache', 'redirect', 'tag'].includes(k));
   for (const driver of drivers) {
     if (driver !== 'filesystem' && driver !== 'inmemory') {
-      throw new ConfigError(`storage driver ${driver} is not supported: use storage.filesystem (default) or storage.inmemory`);
+      throw new ConfigError(`storage driver ${driver} is not supported: Berth keeps data on a filesystem only; use storage.filesystem (a local disk or a mounted volume) or storage.inmemory`);
     }
   }
   if (drivers.length > 1) throw new ConfigError(`storage names ${drivers.join(' and ')}: configure exactly one storage driver`);
   const ignored: string[] = [...warnings];
-  const t = normalise(tree, SCHEMA, '', ignored) as any; // shape guaranteed by SCHEMA
+  const t = normalise(tree, SCHEMA, '', ignored, tree) as any; // shape guaranteed by SCHEMA
   const headers: Record<string, string[]> = {};
   for (const [name, value] of Object.entries(t.http.headers as Tree)) {
     headers[name] = (Array.isArray(value) ? value : [value]).map(String);
@@ -263,7 +274,7 @@ function build(tree: Tree, warnings: string[]): Config {
   }
   const service = token.service || tokenServer.service || 'berth';
   return {
-    log: { level: t.log.level, formatter: t.log.formatter, fields: t.log.fields, accessLog: !t.log.accesslog.disabled },
+    log: { level: (tree.log as Tree | undefined)?.level === undefined && t.loglevel ? t.loglevel : t.log.level, formatter: t.log.formatter, fields: t.log.fields, accessLog: !t.log.accesslog.disabled },
     storage: {
       driver: drivers[0] === 'inmemory' ? 'inmemory' : 'filesystem',
       rootDirectory: t.storage.filesystem.rootdirectory ?? './data',
