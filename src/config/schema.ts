@@ -66,6 +66,9 @@ export const SCHEMA: Spec = obj({
       ciphersuites: ignored('Node.js chooses secure cipher suites'),
       letsencrypt: ignored('ACME certificates are not supported; give certificate and key'),
     }),
+    // Berth's limits against slow and flooding clients (registry:2 has no such keys)
+    timeouts: obj({ headers: duration('60s'), idle: duration('60s') }),
+    limits: obj({ uploads: int(256, 1), passwordworkers: int(undefined, 1), passwordqueue: int(64, 1) }),
     debug: obj({
       addr: str(''),
       prometheus: obj({ enabled: bool(true), path: str('/metrics') }),
@@ -107,6 +110,8 @@ export const SCHEMA: Spec = obj({
       threshold: int(10, 1),
       backoff: duration('1s'),
       ignoredmediatypes: { kind: 'list', item: { kind: 'string' } },
+      maxevents: int(10_000, 1), // spool bound (Berth only): events kept for an endpoint that does not answer
+      maxage: duration('24h'),
       ignore: obj({ mediatypes: { kind: 'list', item: { kind: 'string' } }, actions: { kind: 'list', item: { kind: 'string' } } }),
     }) },
   }),

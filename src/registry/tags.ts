@@ -28,7 +28,8 @@ export class TagService {
     await this.driver.delete(paths.tagDir(name, tag));
   }
 
-  /** All tags of a repository, sorted; NAME_UNKNOWN when the repository does not exist. */
+  /** All tags of a repository, sorted; NAME_UNKNOWN when the repository holds no manifests
+   *  (uploads or blobs alone do not make one, as with registry:2). */
   async list(name: string): Promise<string[]> {
     try {
       return (await this.driver.list(paths.tagsRoot(name))).sort();
@@ -36,7 +37,7 @@ export class TagService {
       if (!isNotFound(err)) throw err;
     }
     try {
-      await this.driver.stat(paths.repository(name));
+      await this.driver.stat(paths.manifestsRoot(name));
       return [];
     } catch (err) {
       if (isNotFound(err)) throw nameUnknown(name);
