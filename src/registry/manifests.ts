@@ -128,28 +128,39 @@ export class ManifestService {
     if (subject) await this.driver.delete(paths.referrerLink(name, subject, digest).replace(/\/link$/, ''));
   }
 
+  /** Every blob and child manifest must be in the repository. Checked a few at a time, and only
+   *  the first missing ones are reported (a manifest may list a thousand references). */
   private async checkReferences(name: string, parsed: ParsedManifest): Promise<void> {
-    const missing: RegistryError[] = [];
-    const seen = new Set<string>();
-    const checks: Promise<void>[] = [];
-    for (const digest of parsed.blobs) {
-      if (seen.has(digest.toString())) continue;
-      seen.add(digest.toString());
-      checks.push(this.blobs.present(name, digest).then((ok) => {
-        if (!ok) missing.push(blobUnknownInManifest(digest));
-      }));
-    }
+    const checks = new Map<string, () => Promise<boolean>>();
+    for (const digest of parsed.blobs) checks.set(digest.toString(), () => this.blobs.present(name, digest));
     for (const digest of parsed.manifests) {
-      if (seen.has(digest.toString())) continue;
-      seen.add(digest.toString());
-      checks.push(this.exists(name, digest).then((ok) => {
-        if (!ok) missing.push(blobUnknownInManifest(digest));
-      }));
+      if (!checks.has(digest.toString())) checks.set(digest.toString(), () => this.exists(name, digest));
     }
-    await Promise.all(checks);
-    if (missing.length > 0) throw new RegistryErrors(missing);
+    const digests = [...checks.keys()];
+    const found = new Array<boolean>(digests.length);
+    let next = 0;
+    const worker = async () => {
+      while (next < digests.length) {
+        const i = next++;
+        found[i] = await checks.get(digests[i]!)!();
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(REFERENCE_CHECKS, digests.length) }, worker));
+    const missing = digests.filter((_, i) => !found[i]);
+    if (missing.length === 0) return;
+    const reported = missing.slice(0, REPORTED_MISSING).map((digest) => blobUnknownInManifest(parseDigest(digest)));
+    if (missing.length > reported.length) {
+      const last = reported[reported.length - 1]!;
+      reported[reported.length - 1] = new RegistryError(last.code,
+        `${last.message}; ${missing.length - reported.length} more references are missing too`, last.detail);
+    }
+    throw new RegistryErrors(reported);
   }
 }
+
+/** Storage lookups one manifest push runs at once, and missing references it reports. */
+const REFERENCE_CHECKS = 16;
+const REPORTED_MISSING = 10;
 
 export function acceptsMediaType(accept: string | undefined, mediaType: string): boolean {
   if (!accept) return true;
