@@ -57,7 +57,8 @@ export function createListener(tls: Config['tls'], timeouts: Timeouts, log: Logg
       return;
     }
     for (const { req, res } of active) {
-      if (!req.complete) return onStall(req, res, 'body');
+      // a body counts as stalled only while the registry is reading it (not while it waits on storage)
+      if (!req.complete && req.readableFlowing === true) return onStall(req, res, 'body');
       if ('writableLength' in connection && connection.writableLength > 0) return onStall(req, res, 'download');
     }
   };

@@ -295,20 +295,29 @@ function discardBody(req: IncomingMessage, res: ServerResponse): void {
   const from = socket.bytesRead;
   const started = Date.now();
   const timer = setInterval(() => {
-    if (socket.bytesRead - from > DISCARD_BYTES || Date.now() - started > DISCARD_MS) socket.destroy();
+    if (socket.bytesRead - from > DISCARD_BYTES || Date.now() - started > DISCARD_MS) req.destroy();
   }, 50).unref();
-  const done = () => clearInterval(timer);
+  const done = () => {
+    clearInterval(timer);
+    socket.off('close', done);
+  };
   req.once('end', done).once('close', done);
   socket.once('close', done);
 }
 
 function closeAfter(req: IncomingMessage, res: ServerResponse): void {
   if (req.httpVersionMajor === 1) res.setHeader('Connection', 'close');
-  else res.once('finish', () => abandon(req));
+  // a handler still reading the body must learn that no more will come (Node does not tell it
+  // once the answer is out), or it would hold its upload, lock and file open for good
+  res.once('finish', () => { if (!req.complete) req.destroy(); });
 }
 
 /** Ends a request's transport: its HTTP/2 stream, or its HTTP/1 connection. */
 function abandon(req: IncomingMessage): void {
+  if (!req.complete) { // destroying the request also tells whoever reads its body
+    req.destroy();
+    return;
+  }
   const stream = (req as unknown as { stream?: { destroyed: boolean; close(code?: number): void } }).stream;
   if (req.httpVersionMajor === 2 && stream) {
     if (!stream.destroyed) stream.close();

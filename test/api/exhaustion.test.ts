@@ -83,9 +83,15 @@ describe('slow clients', () => {
       assert.ok(closed, 'the connection was closed');
       assert.match(text, /^HTTP\/1\.1 408 /);
       assert.ok(Date.now() - started < 4000);
-      // the byte that arrived is kept: the upload can resume
+      // the byte that arrived is kept, and the upload is free again: it resumes
       const status = await fetch(new URL(location, r.url));
       assert.equal(status.status, 204);
+      assert.equal(status.headers.get('range'), '0-0');
+      const resumed = await fetch(new URL(status.headers.get('location')!, r.url), {
+        method: 'PATCH', body: 'yz', headers: { ...OCTET, 'Content-Range': '1-2' }, signal: AbortSignal.timeout(3000),
+      });
+      assert.equal(resumed.status, 202);
+      assert.equal(resumed.headers.get('range'), '0-2');
     } finally {
       await r.close();
     }
