@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { AccessPolicy } from './auth/access.js';
 import { BasicAuthenticator, OPEN_ACCESS, TokenAuthenticator, type Authenticator } from './auth/authenticator.js';
 import { FailureThrottle, HtpasswdFile } from './auth/htpasswd.js';
+import { defaultPasswordWorkers, PasswordChecker } from './auth/password-pool.js';
 import { TokenSigner, TokenVerifier } from './auth/token.js';
 import { TokenServer } from './auth/token-server.js';
 import type { Config } from './config/load.js';
@@ -109,22 +110,24 @@ export interface App {
 }
 
 /** Builds authentication: htpasswd, bearer tokens (third-party or the embedded token server), or none. */
-export function createSecurity(config: Config, log: Logger): Security & { standalone?: TokenServer } {
+export function createSecurity(config: Config, log: Logger): Security & { standalone?: TokenServer; passwords: PasswordChecker } {
   const policy = new AccessPolicy(config.access);
   const throttle = new FailureThrottle();
+  const limits = config.http.limits;
+  const checker = new PasswordChecker(limits.passwordWorkers ?? defaultPasswordWorkers(), limits.passwordQueue);
   let tokenServer: TokenServer | undefined;
   let signer: TokenSigner | undefined;
   const ts = config.tokenServer;
   if (ts.enabled) {
     if (!ts.key) log.warn('tokenserver.key is not set: tokens are signed with a key made at startup, valid for this process only');
     signer = new TokenSigner(ts.key || undefined, ts.issuer, ts.service, ts.expirationMs);
-    const users = new HtpasswdFile(ts.htpasswd, (n) => log.info({ users: n, path: ts.htpasswd }, 'token server users loaded'));
+    const users = new HtpasswdFile(ts.htpasswd, (n) => log.info({ users: n, path: ts.htpasswd }, 'token server users loaded'), checker);
     tokenServer = new TokenServer(signer, users, policy, ts.service, throttle, log);
   }
   let authenticator: Authenticator = OPEN_ACCESS;
   const { htpasswd, token } = config.auth;
   if (htpasswd) {
-    const users = new HtpasswdFile(htpasswd.path, (n) => log.info({ users: n, path: htpasswd.path }, 'htpasswd users loaded'));
+    const users = new HtpasswdFile(htpasswd.path, (n) => log.info({ users: n, path: htpasswd.path }, 'htpasswd users loaded'), checker);
     authenticator = new BasicAuthenticator(users, policy, htpasswd.realm, throttle);
   } else if (token || signer) {
     // the embedded token server alone implies token authentication against its own key
@@ -137,7 +140,7 @@ export function createSecurity(config: Config, log: Logger): Security & { standa
   } else if (policy.hasRules) {
     log.warn('access.rules are set but no authentication is configured (auth.htpasswd, auth.token or tokenserver): everyone may do everything');
   }
-  return ts.addr ? { authenticator, standalone: tokenServer } : { authenticator, tokenServer };
+  return ts.addr ? { authenticator, standalone: tokenServer, passwords: checker } : { authenticator, tokenServer, passwords: checker };
 }
 
 /** A listener that serves only the token server (`tokenserver.addr`, or `berth token-server`). */
@@ -230,6 +233,7 @@ export function createApp(config: Config, log: Logger, driver?: StorageDriver): 
       await lease.stop();
       health?.stop();
       await notifier.stop();
+      await security.passwords.close();
     },
   };
 }

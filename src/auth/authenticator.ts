@@ -5,6 +5,7 @@ import type { IncomingMessage } from 'node:http';
 import { RegistryError } from '../registry/errors.js';
 import { formatScope, type AccessPolicy, type Action, type Identity, type Scope } from './access.js';
 import type { FailureThrottle, HtpasswdFile } from './htpasswd.js';
+import { PasswordChecksBusy } from './password-pool.js';
 import { TokenError, type TokenVerifier } from './token.js';
 
 export interface RequestAuth {
@@ -38,13 +39,28 @@ function wait(ms: number): Promise<void> {
   return ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms)) : Promise.resolve();
 }
 
-/** Checks a username and password, slowing down repeated failures from one address. */
+/**
+ * Checks a username and password. Credentials that passed a moment ago are let through at once;
+ * other attempts wait as the throttle says, then take their turn on the password-check workers.
+ * When too many checks are waiting: 503 UNAVAILABLE with Retry-After (the attempt is not counted).
+ */
 export async function checkPassword(users: HtpasswdFile, throttle: FailureThrottle, req: IncomingMessage,
                                     user: string, password: string): Promise<boolean> {
-  const key = req.socket.remoteAddress ?? 'unknown';
-  await wait(throttle.delayFor(key));
-  const ok = await users.verify(user, password);
-  if (ok) throttle.succeed(key); else throttle.fail(key);
+  if (users.recentlyVerified(user, password)) return true;
+  const attempt = throttle.begin(user, req.socket.remoteAddress ?? 'unknown');
+  await wait(attempt.delayMs);
+  let ok: boolean;
+  try {
+    ok = await users.verify(user, password);
+  } catch (err) {
+    attempt.cancel();
+    if (err instanceof PasswordChecksBusy) {
+      throw new RegistryError('UNAVAILABLE', 'too many password checks are waiting; retry in a moment')
+        .withHeaders({ 'Retry-After': '1' });
+    }
+    throw err;
+  }
+  attempt.settle(ok);
   return ok;
 }
 

@@ -7,6 +7,7 @@ import { parseScope, type AccessPolicy, type Identity, type Scope } from './acce
 import { basicCredentials, checkPassword } from './authenticator.js';
 import type { FailureThrottle, HtpasswdFile } from './htpasswd.js';
 import type { TokenSigner } from './token.js';
+import { RegistryError } from '../registry/errors.js';
 
 export class TokenServer {
   constructor(private readonly signer: TokenSigner, private readonly users: HtpasswdFile, private readonly policy: AccessPolicy,
@@ -34,7 +35,16 @@ export class TokenServer {
       : basicCredentials(req);
     if (credentials === null) return this.unauthorized(res, 'malformed Authorization header');
     if (credentials) {
-      if (!(await checkPassword(this.users, this.throttle, req, credentials.user, credentials.password))) {
+      let ok: boolean;
+      try {
+        ok = await checkPassword(this.users, this.throttle, req, credentials.user, credentials.password);
+      } catch (err) {
+        if (!(err instanceof RegistryError) || err.code !== 'UNAVAILABLE') throw err;
+        res.setHeader('Retry-After', err.headers['Retry-After'] ?? '1');
+        return reply(res, 503, { error: 'temporarily_unavailable', error_description: err.message,
+          errors: [{ code: err.code, message: err.message, detail: {} }] });
+      }
+      if (!ok) {
         this.log.info({ user: credentials.user, remote: req.socket.remoteAddress }, 'token request with a wrong password');
         return this.unauthorized(res, 'invalid username or password');
       }

@@ -29,6 +29,9 @@ export interface Config {
     relativeUrls: boolean;
     drainTimeoutMs: number;
     headers: Record<string, string[]>;
+    /** Berth's limits against slow and flooding clients. */
+    timeouts: { headersMs: number; idleMs: number };
+    limits: { uploads: number; passwordWorkers?: number; passwordQueue: number };
   };
   tls?: { certificate: string; key: string; clientCAs: string[]; clientAuth: string; minimumTls: string };
   auth: {
@@ -56,6 +59,9 @@ export interface NotificationEndpoint {
   backoffMs: number;
   ignoredMediaTypes: string[];
   ignoredActions: string[];
+  /** Spool bounds: events beyond the count, or older than the age, are dropped. */
+  maxEvents: number;
+  maxAgeMs: number;
 }
 
 export class ConfigError extends Error {
@@ -304,6 +310,10 @@ function build(tree: Tree, warnings: string[]): Config {
       relativeUrls: t.http.relativeurls,
       drainTimeoutMs: t.http.draintimeout,
       headers,
+      timeouts: { headersMs: t.http.timeouts.headers, idleMs: t.http.timeouts.idle },
+      limits: {
+        uploads: t.http.limits.uploads, passwordWorkers: t.http.limits.passwordworkers, passwordQueue: t.http.limits.passwordqueue,
+      },
     },
     tls: tls.certificate ? {
       certificate: tls.certificate, key: tls.key, clientCAs: tls.clientcas, clientAuth: tls.clientauth, minimumTls: tls.minimumtls,
@@ -330,6 +340,7 @@ function build(tree: Tree, warnings: string[]): Config {
       return {
         name: e.name, url: e.url, headers, timeoutMs: e.timeout, threshold: e.threshold, backoffMs: e.backoff,
         ignoredMediaTypes: [...e.ignoredmediatypes, ...e.ignore.mediatypes], ignoredActions: e.ignore.actions,
+        maxEvents: e.maxevents, maxAgeMs: e.maxage,
       };
     }),
     ignored,

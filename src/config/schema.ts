@@ -119,6 +119,9 @@ export const SCHEMA: Spec = obj({
       letsencrypt: refused('Berth does not get certificates through ACME (Let\'s Encrypt): it would serve plain HTTP',
         'remove http.tls.letsencrypt and set http.tls.certificate and http.tls.key (e.g. the files certbot writes), or terminate TLS at a proxy'),
     }),
+    // Berth's limits against slow and flooding clients (registry:2 has no such keys)
+    timeouts: obj({ headers: duration('60s'), idle: duration('60s') }),
+    limits: obj({ uploads: int(256, 1), passwordworkers: int(undefined, 1), passwordqueue: int(64, 1) }),
     debug: obj({
       addr: str(''),
       prometheus: obj({ enabled: bool(true), path: str('/metrics') }),
@@ -192,6 +195,8 @@ export const SCHEMA: Spec = obj({
       threshold: int(10, 1),
       backoff: duration('1s'),
       ignoredmediatypes: { kind: 'list', item: { kind: 'string' } },
+      maxevents: int(10_000, 1), // spool bound (Berth only): events kept for an endpoint that does not answer
+      maxage: duration('24h'),
       ignore: obj({ mediatypes: { kind: 'list', item: { kind: 'string' } }, actions: { kind: 'list', item: { kind: 'string' } } }),
     }) },
   }),

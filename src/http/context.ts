@@ -43,3 +43,33 @@ export function hasBody(ctx: RequestContext): boolean {
   if (length !== undefined) return Number(length) > 0;
   return ctx.req.headers['transfer-encoding'] !== undefined;
 }
+
+/**
+ * Reads a request body into memory, refusing more than `limit` bytes. A refusal stops reading
+ * without destroying the request, so that the error answer still reaches the client (the
+ * error path discards the rest of the body).
+ */
+export function readBody(req: IncomingMessage, limit: number, tooLarge: (limit: number) => Error): Promise<Buffer> {
+  if (Number(req.headers['content-length'] ?? 0) > limit) return Promise.reject(tooLarge(limit));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const settle = (err: Error | undefined) => {
+      req.off('data', onData).off('end', onEnd).off('error', settle).off('close', onClose);
+      if (err) {
+        req.pause();
+        reject(err);
+      } else {
+        resolve(Buffer.concat(chunks));
+      }
+    };
+    const onData = (chunk: Buffer) => {
+      total += chunk.length;
+      if (total > limit) settle(tooLarge(limit));
+      else chunks.push(chunk);
+    };
+    const onEnd = () => settle(undefined);
+    const onClose = () => settle(Object.assign(new Error('the client closed the connection'), { code: 'ECONNRESET' }));
+    req.on('data', onData).once('end', onEnd).once('error', settle).once('close', onClose);
+  });
+}

@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Services } from '../app.js';
 import type { Scope } from '../auth/access.js';
-import type { Authenticator } from '../auth/authenticator.js';
+import { basicCredentials, type Authenticator } from '../auth/authenticator.js';
 import type { TokenServer } from '../auth/token-server.js';
 import type { Config } from '../config/load.js';
 import { RegistryError, RegistryErrors } from '../registry/errors.js';
@@ -16,7 +16,7 @@ import { eventFor } from '../ops/events.js';
 import { serveOps, type OpsEndpoints } from '../ops/health.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { Notifier } from '../ops/notifications.js';
-import { createListener, type Listener } from './listener.js';
+import { createListener, type Listener, type Stall } from './listener.js';
 import { ACTIONS_FOR, ROUTES, type Route } from './routes.js';
 
 export interface Operations {
@@ -39,6 +39,10 @@ interface RequestInfo {
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 const UPLOAD_ROUTES = new Set(['uploads', 'upload']);
+/** RFC 3986 host with an optional port: a registered name or IPv4 address, or an IP literal. */
+const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]*)(?::\d{0,5})?$/;
+/** Seconds a client is asked to wait when the registry is out of upload slots or descriptors. */
+const RETRY_AFTER = '5';
 
 export interface Security {
   authenticator: Authenticator;
@@ -54,11 +58,23 @@ export function createRegistryServer(services: Services, config: Config, log: Lo
     ...Object.entries(config.http.headers),
   ];
   const { metrics, notifier } = ops;
-  return createListener(config.tls, log, (req, res) => {
+  const uploads = { active: 0, limit: config.http.limits.uploads };
+  const timedOut = new WeakSet<ServerResponse>();
+  const onStall = (req: IncomingMessage, res: ServerResponse, stall: Stall) => {
+    timedOut.add(res);
+    if (stall === 'body' && !res.headersSent) {
+      const seconds = config.http.timeouts.idleMs / 1000;
+      fail(res, new RegistryError('SIZE_INVALID', `the request body stopped arriving: nothing came for ${seconds} s (http.timeouts.idle)`,
+        undefined, 408), log, true);
+    } else {
+      abandon(req);
+    }
+  };
+  return createListener(config.tls, config.http.timeouts, log, (req, res) => {
     const started = process.hrtime.bigint();
     const socket = req.socket;
-    const readAtStart = socket.bytesRead;
     const writtenAtStart = socket.bytesWritten;
+    const received = countBody(req);
     const given = req.headers['x-request-id'];
     const info: RequestInfo = {
       id: typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID(), route: 'unknown', name: '', param: '', base: '',
@@ -68,19 +84,27 @@ export function createRegistryServer(services: Services, config: Config, log: Lo
     let uploading = false;
     res.once('close', () => {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      // the body's declared length, else what the socket read during the request (chunked bodies)
-      const bytesIn = Number(req.headers['content-length'] ?? NaN) || Math.max(0, socket.bytesRead - readAtStart);
+      const finished = res.writableFinished;
+      // a complete body is the length it declared; otherwise what actually arrived
+      const declared = Number(req.headers['content-length'] ?? NaN);
+      const bytesIn = req.complete && Number.isFinite(declared) ? declared : received();
       const bytesOut = Math.max(0, socket.bytesWritten - writtenAtStart);
-      if (uploading) metrics?.uploadsInFlight.dec();
-      metrics?.observeRequest(info.route, req.method ?? '', res.statusCode, seconds, bytesIn, bytesOut);
+      // a status the client never got is not reported: it left (or was cut off) first
+      const status = finished || res.headersSent ? res.statusCode : undefined;
+      const outcome = finished ? undefined : timedOut.has(res) ? 'timed out' : 'client closed';
+      if (uploading) {
+        uploads.active--;
+        metrics?.uploadsInFlight.dec();
+      }
+      metrics?.observeRequest(info.route, req.method ?? '', status ?? CLIENT_CLOSED, seconds, bytesIn, bytesOut);
       if (config.log.accessLog) {
         log.info({
-          reqId: info.id, method: req.method, route: info.route, repository: info.name || undefined, status: res.statusCode,
-          bytesIn, bytesOut, ms: Math.round(seconds * 100_000) / 100, user: info.user, remote: socket.remoteAddress,
-          complete: res.writableFinished || undefined,
+          reqId: info.id, method: req.method, route: info.route, repository: info.name || undefined, status, outcome,
+          bytesIn, bytesOut, ms: Math.round(seconds * 100_000) / 100, user: info.user,
+          triedUser: status === 401 ? triedUser(req) : undefined, remote: socket.remoteAddress, complete: finished || undefined,
         }, 'request');
       }
-      if (notifier?.enabled && res.writableFinished && info.query) {
+      if (notifier?.enabled && finished && info.query) {
         const event = eventFor({ ...info, query: info.query, requestId: info.id, req, res, listenAddr: config.http.addr });
         if (event) notifier.publish(event);
       }
@@ -90,14 +114,24 @@ export function createRegistryServer(services: Services, config: Config, log: Lo
       return;
     }
     dispatch(req, res, services, config, log, security, info, () => {
+      if (uploads.active >= uploads.limit) {
+        throw new RegistryError('TOOMANYREQUESTS',
+          `the registry is serving ${uploads.limit} uploads already (http.limits.uploads); retry in a few seconds`)
+          .withHeaders({ 'Retry-After': RETRY_AFTER });
+      }
       uploading = true;
+      uploads.active++;
       metrics?.uploadsInFlight.inc();
     }).catch((err) => fail(res, err, log.child({ reqId: info.id })));
-  });
+  }, onStall);
 }
+
+/** nginx's convention for the metrics of requests whose client left before any answer. */
+const CLIENT_CLOSED = 499;
 
 async function dispatch(req: IncomingMessage, res: ServerResponse, services: Services, config: Config, log: Logger,
                         security: Security, info: RequestInfo, onUpload: () => void): Promise<void> {
+  checkHost(req);
   const rawUrl = req.url ?? '/';
   const queryAt = rawUrl.indexOf('?');
   let path = queryAt === -1 ? rawUrl : rawUrl.slice(0, queryAt);
@@ -132,7 +166,6 @@ async function dispatch(req: IncomingMessage, res: ServerResponse, services: Ser
   }
   const base = baseUrl(req, config);
   Object.assign(info, { name, param, query, base });
-  if (UPLOAD_ROUTES.has(route.name) && req.method !== 'GET' && req.method !== 'DELETE') onUpload();
   const required: Scope[] = route.resource === 'catalog' ? [{ type: 'registry', name: 'catalog', actions: ['*'] }]
     : route.resource === 'repository' ? [{ type: 'repository', name, actions: ACTIONS_FOR[method.effect] }] : [];
   const auth = await security.authenticator.authenticate(req, required, baseUrl(req, config, true));
@@ -143,8 +176,41 @@ async function dispatch(req: IncomingMessage, res: ServerResponse, services: Ser
   if (method.effect === 'delete' && !config.storage.deleteEnabled) {
     throw new RegistryError('UNSUPPORTED', 'deletes are disabled; set storage.delete.enabled: true (REGISTRY_STORAGE_DELETE_ENABLED=true) to allow them');
   }
+  if (UPLOAD_ROUTES.has(route.name) && req.method !== 'GET' && req.method !== 'DELETE') onUpload();
   const ctx: RequestContext = { req, res, name, param, query, services, config, log, base, auth };
   await method.handler(ctx);
+}
+
+/** Exactly one Host, and a well-formed one (RFC 9110 section 7.2): anything else is a 400. */
+function checkHost(req: IncomingMessage): void {
+  let count = 0;
+  let value = '';
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    if (req.rawHeaders[i]!.toLowerCase() !== 'host') continue;
+    count++;
+    value = req.rawHeaders[i + 1]!;
+  }
+  if (count > 1 || !HOST.test(value)) {
+    throw new RegistryError('UNSUPPORTED', count > 1 ? 'the request has more than one Host header' :
+      `the Host header ${JSON.stringify(value.slice(0, 100))} is not a host name with an optional port`, undefined, 400);
+  }
+}
+
+/** The user name of Basic credentials that were refused, for the access log (never the password). */
+function triedUser(req: IncomingMessage): string | undefined {
+  const credentials = basicCredentials(req);
+  return credentials ? credentials.user.slice(0, 128) : undefined;
+}
+
+/** Counts the body bytes the request receives, read or not: for the access log and metrics. */
+function countBody(req: IncomingMessage): () => number {
+  let received = 0;
+  const push = req.push.bind(req);
+  req.push = (chunk: unknown, encoding?: BufferEncoding) => {
+    if (chunk !== null && chunk !== undefined) received += (chunk as Buffer | string).length;
+    return push(chunk, encoding);
+  };
+  return () => received;
 }
 
 function findRoute(path: string): [Route | undefined, RegExpExecArray | undefined] {
@@ -175,14 +241,24 @@ function notFound(): RegistryError {
   return new RegistryError('UNSUPPORTED', 'no such endpoint in the registry API (see /v2/)', undefined, 404);
 }
 
-/** Serialises a failure as the OCI error JSON; anything that is not a RegistryError is a bug (500). */
-function fail(res: ServerResponse, err: unknown, log: Logger): void {
+/**
+ * Serialises a failure as the OCI error JSON; anything that is not a RegistryError is a bug (500),
+ * except running out of file descriptors, which is a 503 with Retry-After. When the request body
+ * is still arriving, the rest is discarded so that the client reads the answer (closing at once
+ * would reset the connection under a client still sending, and lose the answer); `close` instead
+ * closes the connection once the answer is out.
+ */
+function fail(res: ServerResponse, err: unknown, log: Logger, close = false): void {
   let errors: RegistryError[];
   if (err instanceof RegistryErrors) errors = err.errors;
   else if (err instanceof RegistryError) errors = [err];
   else if (isClientGone(err)) {
     res.destroy();
     return;
+  } else if (isOutOfDescriptors(err)) {
+    warnOutOfDescriptors(log, err);
+    errors = [new RegistryError('UNAVAILABLE', 'the registry has run out of file descriptors; retry shortly')
+      .withHeaders({ 'Retry-After': RETRY_AFTER })];
   } else {
     log.error({ err }, 'internal error');
     errors = [new RegistryError('UNKNOWN', 'internal error; see the registry log')];
@@ -196,13 +272,75 @@ function fail(res: ServerResponse, err: unknown, log: Logger): void {
   const body = Buffer.from(JSON.stringify({
     errors: errors.map((e) => ({ code: e.code, message: e.message, detail: e.detail ?? {} })),
   }));
-  // A body we did not read would otherwise be drained; close instead of reading a large upload.
-  if (!res.req.complete && res.req.httpVersionMajor === 1) res.setHeader('Connection', 'close');
+  const req = res.req;
+  if (close) closeAfter(req, res);
+  else if (!req.complete) discardBody(req, res);
   res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': body.length });
-  res.end(res.req.method === 'HEAD' ? undefined : body);
+  res.end(req.method === 'HEAD' ? undefined : body);
+}
+
+/** How much of an unwanted body is read and dropped, at most, before the connection is closed. */
+const DISCARD_BYTES = 64 << 20;
+const DISCARD_MS = 10_000;
+
+/** Reads and drops the rest of a request body behind an early answer, within bounds. */
+function discardBody(req: IncomingMessage, res: ServerResponse): void {
+  if (req.destroyed) return;
+  req.resume();
+  if (req.httpVersionMajor === 2) { // the stream, not the connection, is what to end
+    res.once('finish', () => abandon(req));
+    return;
+  }
+  const socket = req.socket;
+  const from = socket.bytesRead;
+  const started = Date.now();
+  const timer = setInterval(() => {
+    if (socket.bytesRead - from > DISCARD_BYTES || Date.now() - started > DISCARD_MS) req.destroy();
+  }, 50).unref();
+  const done = () => {
+    clearInterval(timer);
+    socket.off('close', done);
+  };
+  req.once('end', done).once('close', done);
+  socket.once('close', done);
+}
+
+function closeAfter(req: IncomingMessage, res: ServerResponse): void {
+  if (req.httpVersionMajor === 1) res.setHeader('Connection', 'close');
+  // a handler still reading the body must learn that no more will come (Node does not tell it
+  // once the answer is out), or it would hold its upload, lock and file open for good
+  res.once('finish', () => { if (!req.complete) req.destroy(); });
+}
+
+/** Ends a request's transport: its HTTP/2 stream, or its HTTP/1 connection. */
+function abandon(req: IncomingMessage): void {
+  if (!req.complete) { // destroying the request also tells whoever reads its body
+    req.destroy();
+    return;
+  }
+  const stream = (req as unknown as { stream?: { destroyed: boolean; close(code?: number): void } }).stream;
+  if (req.httpVersionMajor === 2 && stream) {
+    if (!stream.destroyed) stream.close();
+  } else {
+    req.socket.destroy();
+  }
 }
 
 function isClientGone(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   return code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'EPIPE' || code === 'ECONNABORTED';
+}
+
+function isOutOfDescriptors(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'EMFILE' || code === 'ENFILE';
+}
+
+let descriptorsWarnedAt = 0;
+
+/** One warning a minute while the process is out of descriptors, not one per request. */
+function warnOutOfDescriptors(log: Logger, err: unknown): void {
+  if (Date.now() - descriptorsWarnedAt < 60_000) return;
+  descriptorsWarnedAt = Date.now();
+  log.warn({ err: (err as Error).message }, 'out of file descriptors: answering 503; raise the open-files limit (ulimit -n) or lower http.limits.uploads');
 }

@@ -28,6 +28,9 @@ export class Metrics {
     labelNames: ['endpoint', 'outcome'] as const, registers: [this.registry] });
   readonly notificationsPending = new Gauge({ name: 'berth_notifications_pending', help: 'Events waiting for delivery, by endpoint',
     labelNames: ['endpoint'] as const, registers: [this.registry] });
+  readonly notificationsDropped = new Counter({ name: 'berth_notifications_dropped_total',
+    help: 'Events dropped undelivered, by endpoint and reason (full: the spool held maxevents; expired: older than maxage)',
+    labelNames: ['endpoint', 'reason'] as const, registers: [this.registry] });
 
   // Label lookups hash their label set on every call; the children are cached per combination.
   private readonly requestChildren = new Map<string, { count: CounterChild; time: HistogramChild; in: CounterChild; out: CounterChild }>();

@@ -1,7 +1,9 @@
 // Webhook notifications, configured like registry:2's notifications.endpoints. Each event is
 // first written to a spool in storage (/berth/notifications/<endpoint>/) and only removed once
 // the endpoint accepted it, so events survive a restart; delivery retries with backoff.
-// Delivery is at least once: after a crash an event may be sent twice.
+// Delivery is at least once: after a crash an event may be sent twice. The spool is bounded per
+// endpoint by count (maxevents: new events are dropped while it is full) and by age (maxage:
+// older events are dropped unsent); drops are counted and logged once per episode.
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { NotificationEndpoint } from '../config/load.js';
@@ -11,8 +13,14 @@ import type { Metrics } from './metrics.js';
 
 const SPOOL = '/berth/notifications';
 
+type DropReason = 'full' | 'expired';
+
 class EndpointQueue {
   private readonly pending: string[] = [];
+  /** Spool writes in progress: they count against maxevents already. */
+  private writing = 0;
+  /** Events dropped in the current episode, by reason (logged when an episode starts and ends). */
+  private readonly dropped: Record<DropReason, number> = { full: 0, expired: 0 };
   private running: Promise<void> | undefined;
   private failures = 0;
   private stopped = false;
@@ -35,15 +43,59 @@ class EndpointQueue {
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
+    await this.dropExpired();
+    // a spool left by a run with a larger maxevents keeps its oldest events
+    for (const path of this.pending.splice(this.endpoint.maxEvents)) {
+      await this.driver.delete(path);
+      this.drop('full');
+    }
     this.kick();
   }
 
   async enqueue(event: RegistryEvent): Promise<void> {
+    if (this.pending.length + this.writing >= this.endpoint.maxEvents) {
+      this.drop('full');
+      return;
+    }
     const name = `${Date.now().toString().padStart(15, '0')}-${(this.sequence++).toString().padStart(6, '0')}-${randomUUID()}.json`;
     const path = `${this.dir}/${name}`;
-    await this.driver.putContent(path, JSON.stringify({ events: [event] }));
+    this.writing++;
+    try {
+      await this.driver.putContent(path, JSON.stringify({ events: [event] }));
+    } finally {
+      this.writing--;
+    }
     this.pending.push(path);
     this.kick();
+  }
+
+  /** Counts a dropped event; the first drop of an episode is logged, not every one. */
+  private drop(reason: DropReason): void {
+    this.metrics?.notificationsDropped.inc({ endpoint: this.endpoint.name, reason });
+    if (this.dropped[reason]++ > 0) return;
+    const { name, maxEvents, maxAgeMs } = this.endpoint;
+    this.log.warn({ endpoint: name, reason, maxEvents, maxAgeHours: maxAgeMs / 3_600_000 }, reason === 'full'
+      ? 'notification spool full: new events for this endpoint are dropped until it catches up (notifications.endpoints[].maxevents)'
+      : 'notification events older than maxage are dropped unsent (notifications.endpoints[].maxage)');
+  }
+
+  /** Ends drop episodes once the spool has room again, with how many events they cost. */
+  private noteRecovery(): void {
+    for (const reason of ['full', 'expired'] as const) {
+      const count = this.dropped[reason];
+      if (count === 0 || (reason === 'full' && this.pending.length > this.endpoint.maxEvents * 0.9)) continue;
+      this.dropped[reason] = 0;
+      this.log.info({ endpoint: this.endpoint.name, reason, count }, 'notification spool has room again; events were dropped meanwhile');
+    }
+  }
+
+  /** Drops spooled events older than maxage (file names start with their time; the list is sorted). */
+  private async dropExpired(): Promise<void> {
+    const oldest = Date.now() - this.endpoint.maxAgeMs;
+    while (this.pending.length > 0 && spooledAt(this.pending[0]!) < oldest) {
+      await this.driver.delete(this.pending.shift()!);
+      this.drop('expired');
+    }
   }
 
   private kick(): void {
@@ -61,6 +113,8 @@ class EndpointQueue {
 
   private async deliverAll(): Promise<void> {
     while (!this.stopped && this.pending.length > 0) {
+      await this.dropExpired();
+      if (this.pending.length === 0) break;
       const path = this.pending[0]!;
       let body: Buffer;
       try {
@@ -83,7 +137,9 @@ class EndpointQueue {
         await this.pause(this.delay());
       }
       this.metrics?.notificationsPending.set({ endpoint: this.endpoint.name }, this.pending.length);
+      this.noteRecovery();
     }
+    this.metrics?.notificationsPending.set({ endpoint: this.endpoint.name }, this.pending.length);
   }
 
   /** Quick retries until `threshold` failures in a row, then `backoff`, doubling up to 64 times it. */
@@ -95,6 +151,7 @@ class EndpointQueue {
 
   private pause(ms: number): Promise<void> {
     return new Promise<void>((resolve) => {
+      if (this.stopped) return resolve(); // stop() came while a delivery was under way
       const timer = setTimeout(resolve, ms);
       timer.unref();
       this.wake = () => { clearTimeout(timer); resolve(); };
@@ -121,6 +178,12 @@ class EndpointQueue {
     this.wake?.();
     await this.running?.catch(() => undefined);
   }
+}
+
+/** When a spool file was written: its name starts with the time in milliseconds. */
+function spooledAt(path: string): number {
+  const time = Number(path.slice(path.lastIndexOf('/') + 1).split('-')[0]);
+  return Number.isFinite(time) ? time : Date.now();
 }
 
 export class Notifier {

@@ -45,8 +45,19 @@ export interface ParsedManifest {
   annotations?: Record<string, string>;
 }
 
+/**
+ * Descriptors a manifest may list: layers of an image, children of an index. Docker and ECR stop
+ * at 127 layers (overlay's depth); 1,000 leaves room for artifacts while keeping the checks a
+ * push triggers (one storage lookup per reference) and the error answers small.
+ */
+export const MAX_DESCRIPTORS = 1000;
+
 function invalid(message: string): RegistryError {
   return new RegistryError('MANIFEST_INVALID', `manifest invalid: ${message}`);
+}
+
+function tooMany(count: number, field: string): RegistryError {
+  return invalid(`${field} lists ${count.toLocaleString('en')} descriptors; at most ${MAX_DESCRIPTORS.toLocaleString('en')} are accepted`);
 }
 
 function baseType(contentType: string | undefined): string | undefined {
@@ -95,6 +106,7 @@ export function parseManifest(content: Buffer, contentType: string | undefined):
   if (IMAGE_TYPES.has(mediaType)) {
     const config = checkDescriptor(doc.config, 'config');
     if (!Array.isArray(doc.layers)) throw invalid('layers must be an array');
+    if (doc.layers.length > MAX_DESCRIPTORS) throw tooMany(doc.layers.length, 'layers');
     parsed.blobs.push(parseDigest(config.digest));
     doc.layers.forEach((layer, i) => {
       const d = checkDescriptor(layer, `layers[${i}]`);
@@ -103,6 +115,7 @@ export function parseManifest(content: Buffer, contentType: string | undefined):
     parsed.artifactType = typeof doc.artifactType === 'string' ? doc.artifactType : config.mediaType;
   } else if (INDEX_TYPES.has(mediaType)) {
     if (!Array.isArray(doc.manifests)) throw invalid('manifests must be an array');
+    if (doc.manifests.length > MAX_DESCRIPTORS) throw tooMany(doc.manifests.length, 'manifests');
     doc.manifests.forEach((child, i) => {
       parsed.manifests.push(parseDigest(checkDescriptor(child, `manifests[${i}]`).digest));
     });

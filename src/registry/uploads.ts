@@ -74,25 +74,17 @@ export class UploadService {
   append(name: string, id: string, body: Readable, range?: UploadRange, state?: string): Promise<UploadStatus> {
     return this.exclusive(id, async () => {
       const { size } = await this.status(name, id, state);
-      if (range && range.start !== size) {
-        throw new RegistryError('RANGE_INVALID',
-          `chunk starts at ${range.start} but the upload holds ${size} bytes; resume at ${size}`)
-          .withHeaders({ Range: rangeHeader(size), 'Docker-Upload-UUID': id });
-      }
-      const written = await this.write(name, id, size, body);
-      if (range && written !== range.end - range.start + 1) {
-        throw new RegistryError('SIZE_INVALID',
-          `Content-Range announced ${range.end - range.start + 1} bytes but the body held ${written}`);
-      }
+      await this.writeChunk(name, id, size, body, range);
       return this.status(name, id);
     });
   }
 
-  /** Finishes an upload: optional last chunk, digest check, atomic commit, link. */
-  complete(name: string, id: string, digest: Digest, body?: Readable, state?: string): Promise<BlobDescriptor> {
+  /** Finishes an upload: optional last chunk (whose `range` must start where the upload ends),
+   *  digest check, atomic commit, link. */
+  complete(name: string, id: string, digest: Digest, body?: Readable, state?: string, range?: UploadRange): Promise<BlobDescriptor> {
     return this.exclusive(id, async () => {
       let { size } = await this.status(name, id, state);
-      if (body) size += await this.write(name, id, size, body);
+      if (body) size += await this.writeChunk(name, id, size, body, range);
       const actual = await this.digestOf(name, id, size, digest.algorithm);
       if (actual !== digest.hex) {
         throw new RegistryError('DIGEST_INVALID',
@@ -194,6 +186,20 @@ export class UploadService {
     return (await this.driver.stat(paths.uploadDir(name, id)).catch(() => ({ modTime: new Date(0) }))).modTime;
   }
 
+  private async writeChunk(name: string, id: string, size: number, body: Readable, range?: UploadRange): Promise<number> {
+    if (range && range.start !== size) {
+      throw new RegistryError('RANGE_INVALID',
+        `chunk starts at ${range.start} but the upload holds ${size} bytes; resume at ${size}`)
+        .withHeaders({ Range: rangeHeader(size), 'Docker-Upload-UUID': id });
+    }
+    const written = await this.write(name, id, size, body);
+    if (range && written !== range.end - range.start + 1) {
+      throw new RegistryError('SIZE_INVALID',
+        `Content-Range announced ${range.end - range.start + 1} bytes but the body held ${written}`);
+    }
+    return written;
+  }
+
   private async write(name: string, id: string, offset: number, body: Readable): Promise<number> {
     let running = this.hashes.get(id);
     if (running && running.offset !== offset) running = undefined;
@@ -260,10 +266,12 @@ export class UploadService {
   }
 
   private verifyState(state: string, name: string, id: string): void {
-    const [payload, mac] = state.split('.');
-    const expected = payload ? this.mac(payload) : '';
-    const valid = !!payload && !!mac && mac.length === expected.length &&
-      timingSafeEqual(Buffer.from(mac), Buffer.from(expected));
+    const [payload, mac, extra] = state.split('.');
+    // compared as bytes: a forged MAC may hold multi-byte characters
+    const given = Buffer.from(mac ?? '');
+    const expected = Buffer.from(payload ? this.mac(payload) : '');
+    const valid = !!payload && extra === undefined && given.length === expected.length && given.length > 0 &&
+      timingSafeEqual(given, expected);
     let token: StateToken | undefined;
     if (valid) {
       try {

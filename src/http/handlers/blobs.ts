@@ -3,15 +3,16 @@ import { RegistryError } from '../../registry/errors.js';
 import { parseDigest } from '../../registry/names.js';
 import { send, type RequestContext } from '../context.js';
 
-/** Parses a single `bytes=` range against a blob's size; undefined means "the whole blob". */
+/** Parses a single `bytes=` range against a blob's size; undefined means "the whole blob".
+ *  Several ranges are answered with the whole blob (RFC 9110 lets a server ignore Range). */
 export function parseRange(header: string | undefined, size: number): { start: number; end: number } | undefined {
-  if (!header) return undefined;
+  if (!header || header.includes(',')) return undefined;
   const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
   const unsatisfiable = () => new RegistryError('RANGE_INVALID',
     `range ${JSON.stringify(header.slice(0, 100))} cannot be served from a blob of ${size} bytes; ask for bytes=START-END within it`)
     .withHeaders({ 'Content-Range': `bytes */${size}` });
   if (!match) {
-    if (/^bytes=/.test(header.trim())) throw unsatisfiable(); // multiple or malformed byte ranges
+    if (/^bytes=/.test(header.trim())) throw unsatisfiable(); // a malformed byte range
     return undefined; // other units are ignored, as HTTP allows
   }
   const [, from, to] = match;

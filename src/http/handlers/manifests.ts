@@ -1,10 +1,16 @@
 // GET / HEAD / PUT / DELETE /v2/<name>/manifests/<tag or digest>
 import { RegistryError } from '../../registry/errors.js';
 import { acceptsMediaType } from '../../registry/manifests.js';
-import { looksLikeDigest, parseDigest, validateTag } from '../../registry/names.js';
-import { send, type RequestContext } from '../context.js';
+import { isTag, looksLikeDigest, parseDigest, validateTag } from '../../registry/names.js';
+import { readBody, send, type RequestContext } from '../context.js';
 
 export async function getManifest(ctx: RequestContext): Promise<void> {
+  // registry:2's routes match only tags and digests: anything else names no manifest (404, as
+  // the conformance suite expects), while PUT still refuses such a tag with 400
+  if (!isTag(ctx.param) && !isDigest(ctx.param)) {
+    throw new RegistryError('MANIFEST_UNKNOWN', `manifest unknown: ${JSON.stringify(ctx.param.slice(0, 200))} is neither a tag nor a digest`,
+      { reference: ctx.param.slice(0, 200) });
+  }
   const manifest = await ctx.services.manifests.get(ctx.name, ctx.param);
   const accept = ctx.req.headers.accept;
   if (!acceptsMediaType(accept, manifest.mediaType)) {
@@ -25,7 +31,8 @@ export async function getManifest(ctx: RequestContext): Promise<void> {
 }
 
 export async function putManifest(ctx: RequestContext): Promise<void> {
-  const content = await readLimited(ctx, ctx.services.manifests.maxSize);
+  const content = await readBody(ctx.req, ctx.services.manifests.maxSize,
+    (limit) => new RegistryError('MANIFEST_TOO_LARGE', `manifest exceeds the ${limit}-byte limit`));
   const result = await ctx.services.manifests.put(ctx.name, ctx.param, content, ctx.req.headers['content-type']);
   ctx.services.catalog.add(ctx.name);
   const headers: Record<string, string | number> = {
@@ -46,17 +53,11 @@ export async function deleteManifest(ctx: RequestContext): Promise<void> {
   send(ctx, 202, { 'Content-Length': 0 });
 }
 
-/** Reads a request body into memory, refusing more than `limit` bytes. */
-async function readLimited(ctx: RequestContext, limit: number): Promise<Buffer> {
-  const declared = Number(ctx.req.headers['content-length'] ?? 0);
-  const tooLarge = () => new RegistryError('MANIFEST_TOO_LARGE', `manifest exceeds the ${limit}-byte limit`);
-  if (declared > limit) throw tooLarge();
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
-    total += chunk.length;
-    if (total > limit) throw tooLarge();
-    chunks.push(chunk);
+function isDigest(reference: string): boolean {
+  try {
+    parseDigest(reference);
+    return true;
+  } catch {
+    return false;
   }
-  return Buffer.concat(chunks);
 }

@@ -21,7 +21,20 @@ function created(ctx: RequestContext, digest: string): void {
   });
 }
 
-/** Content-Range of a PATCH: "start-end", also accepting the "bytes start-end/total" form. */
+/**
+ * The signed `_state` of the upload's Location. Every client follows Location verbatim, so a
+ * request without it did not come from the upload's own answers: refused, as registry:2 does.
+ */
+function stateOf(ctx: RequestContext): string {
+  const state = ctx.query.get('_state');
+  if (!state) {
+    throw new RegistryError('BLOB_UPLOAD_INVALID',
+      'the upload URL lacks its _state token: use the Location of the previous answer as it was given');
+  }
+  return state;
+}
+
+/** Content-Range of a PATCH or closing PUT: "start-end", also accepting "bytes start-end/total". */
 function parseContentRange(header: string | undefined): UploadRange | undefined {
   if (header === undefined) return undefined;
   const match = /^(?:bytes[ =])?(\d+)-(\d+)(?:\/(?:\d+|\*))?$/.exec(header.trim());
@@ -64,13 +77,13 @@ export async function startUpload(ctx: RequestContext): Promise<void> {
 }
 
 export async function uploadStatus(ctx: RequestContext): Promise<void> {
-  const upload = await ctx.services.uploads.status(ctx.name, ctx.param, ctx.query.get('_state') ?? undefined);
+  const upload = await ctx.services.uploads.status(ctx.name, ctx.param, stateOf(ctx));
   send(ctx, 204, uploadHeaders(ctx, upload));
 }
 
 export async function patchUpload(ctx: RequestContext): Promise<void> {
   const range = parseContentRange(ctx.req.headers['content-range']);
-  const upload = await ctx.services.uploads.append(ctx.name, ctx.param, ctx.req, range, ctx.query.get('_state') ?? undefined);
+  const upload = await ctx.services.uploads.append(ctx.name, ctx.param, ctx.req, range, stateOf(ctx));
   send(ctx, 202, uploadHeaders(ctx, upload));
 }
 
@@ -78,12 +91,13 @@ export async function finishUpload(ctx: RequestContext): Promise<void> {
   const digestParam = ctx.query.get('digest');
   if (!digestParam) throw new RegistryError('DIGEST_INVALID', 'PUT of an upload needs ?digest=<algorithm>:<hex> of the whole blob');
   const digest = parseDigest(digestParam);
-  const state = ctx.query.get('_state') ?? undefined;
-  await ctx.services.uploads.complete(ctx.name, ctx.param, digest, hasBody(ctx) ? ctx.req : undefined, state);
+  const body = hasBody(ctx) ? ctx.req : undefined;
+  const range = body ? parseContentRange(ctx.req.headers['content-range']) : undefined;
+  await ctx.services.uploads.complete(ctx.name, ctx.param, digest, body, stateOf(ctx), range);
   created(ctx, digest.toString());
 }
 
 export async function cancelUpload(ctx: RequestContext): Promise<void> {
-  await ctx.services.uploads.cancel(ctx.name, ctx.param, ctx.query.get('_state') ?? undefined);
+  await ctx.services.uploads.cancel(ctx.name, ctx.param, stateOf(ctx));
   send(ctx, 204, { 'Content-Length': 0 });
 }
