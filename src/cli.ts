@@ -29,6 +29,11 @@ Examples:
   berth serve --config /etc/docker/registry/config.yml
   REGISTRY_HTTP_ADDR=127.0.0.1:5001 berth serve
   docker push localhost:5000/web:v1 && curl localhost:5000/v2/_catalog
+
+Management API (authorised like /v2/; see docs/operations.md):
+  curl localhost:5000/api/v1/repositories                 # repositories with tags, bytes, last push
+  curl -X DELETE localhost:5000/api/v1/repositories/web   # delete a repository (needs --delete)
+  curl -X POST localhost:5000/api/v1/gc                   # collect garbage now, while serving
 `;
 
 const SERVE_HELP = `Usage: berth serve [CONFIG] [options]
@@ -45,6 +50,10 @@ Options:
       --read-only     refuse pushes and deletes (storage.maintenance.readonly.enabled)
       --log-level L   error, warn, info or debug (log.level; default info)
   -h, --help          show this help
+
+Maintenance (see docs/operations.md#garbage-collection):
+  storage.maintenance.gc  collect garbage while serving: enabled, interval, grace (1h),
+                          deleteuntagged, dryrun; on demand: POST /api/v1/gc
 
 Access control (see docs/configuration.md#access-control):
   auth.htpasswd.path     users for Basic authentication (htpasswd -B), reloaded when it changes

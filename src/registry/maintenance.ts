@@ -95,9 +95,12 @@ export class Collector {
     return { running: !!this.running, startedAt: this.runningSince?.toISOString() };
   }
 
-  /** Starts a collection, or joins the one running. */
+  /** Starts a collection, or joins the one running; one asked with other settings runs after it. */
   run(overrides: Partial<CollectorSettings> = {}): Promise<GcReport> {
-    if (this.running) return this.running;
+    if (this.running) {
+      if (Object.keys(overrides).length === 0) return this.running;
+      return this.running.catch(() => undefined).then(() => this.run(overrides));
+    }
     const settings = { ...this.settings, ...overrides };
     this.runningSince = new Date();
     const run = collectGarbage(this.store, this.driver, {

@@ -5,7 +5,7 @@ import { strict as assert } from 'node:assert';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { pushImage, startRegistry, tempDir } from '../helpers/registry.js';
 import { CLI, freePort, PROJECT_ROOT, waitForRegistry } from '../helpers/clients.js';
@@ -26,6 +26,7 @@ function runProcess(command: string, args: string[], options: { env?: NodeJS.Pro
 /** A directory others may enter (mkdtemp makes them 0700). */
 function openDir(prefix: string): string {
   const dir = tempDir(prefix);
+  chmodSync(dirname(dir), 0o711); // the test process's scratch folder: others may pass through, not list it
   chmodSync(dir, 0o755);
   return dir;
 }
