@@ -4,7 +4,7 @@
 // SIGINT/SIGTERM — the daemons still running are stopped and the directory is removed, so a
 // test run leaves nothing behind in /tmp.
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export const SCRATCH = mkdtempSync(join(tmpdir(), 'berth-scratch-'));
@@ -21,7 +21,11 @@ export function atExit(step: () => void): () => void {
   };
 }
 
+let cleaned = false;
+
 function cleanUp(): void {
+  if (cleaned) return;
+  cleaned = true;
   for (const step of steps.splice(0).reverse()) {
     try { step(); } catch { /* best effort: the directory is removed anyway */ }
   }
@@ -33,10 +37,13 @@ function cleanUp(): void {
 }
 
 process.once('exit', cleanUp);
+// A signal (Ctrl-C, a cancelled run) cleans up first; then node:test's own listener reports the
+// cancelled tests and exits, or, without one, the process exits as the signal would. The listener
+// stays while cleaning, so that a second signal cannot cut the cleanup short.
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.once(signal, () => {
+  process.on(signal, () => {
     cleanUp();
-    process.kill(process.pid, signal);
+    if (process.listenerCount(signal) === 1) process.exit(128 + osConstants.signals[signal]);
   });
 }
 
