@@ -3,7 +3,7 @@
 // entrypoint and command names (registry serve, registry garbage-collect, berth on PATH).
 import { strict as assert } from 'node:assert';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -33,6 +33,23 @@ function openDir(prefix: string): string {
 
 const asRoot = process.getuid?.() === 0;
 
+let othersCli: string | undefined;
+/**
+ * The CLI as a path other users can run: the project itself when every folder above it lets
+ * them through, else a copy of what it needs (dist, package.json, node_modules) in the scratch folder.
+ */
+function cliForOthers(): string {
+  if (othersCli) return othersCli;
+  let passable = true;
+  for (let dir = PROJECT_ROOT; dir !== dirname(dir); dir = dirname(dir)) {
+    if ((statSync(dir).mode & 0o001) === 0) passable = false;
+  }
+  if (passable) return (othersCli = CLI);
+  const copy = openDir('berth-cli-');
+  for (const part of ['dist', 'package.json', 'node_modules']) cpSync(join(PROJECT_ROOT, part), join(copy, part), { recursive: true });
+  return (othersCli = join(copy, 'dist/src/cli.js'));
+}
+
 describe('the data directory', () => {
   it('a root under /proc fails at once, naming the directory and the setting', async () => {
     const started = Date.now();
@@ -55,7 +72,7 @@ describe('the data directory', () => {
   it('a root-owned directory, for another user: chown -R to that user, or run as root', { skip: !asRoot && 'needs root (to run berth as uid 1000)' }, async () => {
     const root = openDir('berth-rootowned-');
     for (const command of [['serve', '--addr', '127.0.0.1:0'], ['gc', '--dry-run']]) {
-      const result = await runProcess(process.execPath, [CLI, ...command, '--root', root], { uid: 1000, gid: 1000, cwd: '/' });
+      const result = await runProcess(process.execPath, [cliForOthers(), ...command, '--root', root], { uid: 1000, gid: 1000, cwd: '/' });
       assert.equal(result.code, 2, result.stderr);
       assert.match(result.stderr, new RegExp(`berth: storage is not usable: data directory ${root}: this process \\(uid 1000, gid 1000\\) ` +
         `may not read and write ${root}, which belongs to uid 0, gid 0 \\(EACCES\\); run chown -R 1000:1000 ${root}`));
@@ -70,7 +87,7 @@ describe('the data directory', () => {
     for (const dir of [root, join(root, 'docker'), join(root, 'docker/registry')]) chmodSync(dir, 0o777);
     chownSync(join(root, 'docker/registry/v2'), 1000, 1000);
     chmodSync(join(root, 'docker/registry/v2'), 0o700);
-    const result = await runProcess(process.execPath, [CLI, 'serve', '--root', root, '--addr', '127.0.0.1:0'], { uid: 1001, gid: 1001, cwd: '/' });
+    const result = await runProcess(process.execPath, [cliForOthers(), 'serve', '--root', root, '--addr', '127.0.0.1:0'], { uid: 1001, gid: 1001, cwd: '/' });
     assert.equal(result.code, 2, result.stderr);
     assert.match(result.stderr, new RegExp(`may not read and write ${root}/docker/registry/v2, which belongs to uid 1000, gid 1000`));
     assert.match(result.stderr, new RegExp(`run chown -R 1001:1001 ${root} .*docker run --user 1000:1000`));
