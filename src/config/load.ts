@@ -111,6 +111,11 @@ export function loadConfig(options: LoadOptions = {}): Config {
   for (const section of ['storage', 'auth']) {
     if (typeof tree[section] === 'string') tree[section] = { [tree[section] as string]: {} };
   }
+  // `auth: {htpasswd: }` names a provider without parameters: checked as such, never taken for no auth
+  const auth = tree.auth;
+  if (auth && typeof auth === 'object' && !Array.isArray(auth)) {
+    for (const [provider, params] of Object.entries(auth)) if (params === null) (auth as Tree)[provider] = {};
+  }
   return build(tree, warnings);
 }
 

@@ -32,8 +32,9 @@ const duration = (defaultValue?: string): Spec => ({ kind: 'duration', default: 
 const map: Spec = { kind: 'map' };
 /** Accepted and not acted on, with a warning: ignoring it changes nothing a client can observe. */
 const ignored = (why: string): Spec => ({ kind: 'ignored', why });
-/** Stops startup whenever it is set (an empty value is ignored). */
-const refused = (why: string, instead: string): Spec => ({ kind: 'ignored', why: 'it is empty', refuse: { why, instead, when: isSet } });
+/** Stops startup whenever it is set (by default an empty value is ignored). */
+const refused = (why: string, instead: string, when: NonNullable<Refusal['when']> = isSet): Spec =>
+  ({ kind: 'ignored', why: 'it is empty', refuse: { why, instead, when } });
 /** Stops startup for the values `when` picks; other values are ignored with a warning saying `harmless`. */
 const refusedWhen = (when: NonNullable<Refusal['when']>, why: string, instead: string, harmless: string): Spec =>
   ({ kind: 'ignored', why: harmless, refuse: { why, instead, when } });
@@ -157,13 +158,13 @@ export const SCHEMA: Spec = obj({
         'set auth.token.realm to the URL clients reach the token server at, or enable tokenserver on this listener (its realm follows the request)',
         'the realm is auth.token.realm, as with autoredirect: false'),
       autoredirectpath: ignored('used only with autoredirect'),
-      signingalgorithms: refusedWhen((v) => !listsEveryAlgorithm(v),
+      signingalgorithms: refusedWhen((v) => isSet(v) && !listsEveryAlgorithm(v),
         `Berth cannot restrict token signing algorithms: it accepts every one of ${TOKEN_ALGORITHMS.join(', ')} that fits the key, also those this list leaves out`,
         'remove auth.token.signingalgorithms, and trust only the keys you mean to in rootcertbundle or jwks',
-        'it lists every algorithm registry:2 accepts; Berth accepts those that fit the key'),
+        'it lists every algorithm registry:2 accepts (or none: its default list); Berth accepts those that fit the key'),
     }),
     silly: refused('Berth has no silly authenticator (it lets in any Authorization header): the registry would be open to everyone',
-      'use auth.htpasswd (users from an htpasswd -B file), auth.token, or tokenserver'),
+      'use auth.htpasswd (users from an htpasswd -B file), auth.token, or tokenserver', () => true),
     none: map, // registry:3's explicit "no authentication", Berth's default
   }),
   tokenserver: obj({

@@ -50,6 +50,9 @@ const REFUSED: [string, string, RegExp][] = [
   ['tags:\n  maxtags: 100\n', 'tags.maxtags', /remove tags\.maxtags/],
   ['policy:\n  repository:\n    classes: [image]\n', 'policy.repository.classes', /access\.rules/],
   ['storage:\n  s3:\n    bucket: registry\n    region: us-east-1\n', 'storage driver s3', /storage\.filesystem/],
+  ['auth:\n  silly:\n', 'auth.silly', /auth\.htpasswd/], // without parameters still asks for it
+  ['auth: silly\n', 'auth.silly', /auth\.htpasswd/],
+  ['auth:\n  htpasswd:\n', 'auth.htpasswd.path is required', /htpasswd -B/], // never taken for no authentication
 ];
 
 /** [config.yml, the key the warning must name] */
@@ -76,6 +79,8 @@ const HARMLESS: [string, string][] = [
     'auth.token.autoredirect'],
   [`auth:\n  token:\n    realm: https://auth.example.com/token\n    service: registry\n    issuer: auth\n    jwks: /certs/jwks.json\n    signingalgorithms: [${TOKEN_ALGORITHMS.join(', ')}]\n`,
     'auth.token.signingalgorithms'],
+  ['auth:\n  token:\n    realm: https://auth.example.com/token\n    service: registry\n    issuer: auth\n    jwks: /certs/jwks.json\n    signingalgorithms: []\n',
+    'auth.token.signingalgorithms'], // empty: registry:3's default list
 ];
 
 describe('configuration keys Berth does not act on', () => {
