@@ -59,9 +59,8 @@ export function createRegistryServer(services: Services, config: Config, log: Lo
   ];
   const { metrics, notifier } = ops;
   const uploads = { active: 0, limit: config.http.limits.uploads };
-  const timedOut = new WeakSet<ServerResponse>();
   const onStall = (req: IncomingMessage, res: ServerResponse, stall: Stall) => {
-    timedOut.add(res);
+    cutOff.set(res, 'timed out');
     if (stall === 'body' && !res.headersSent) {
       const seconds = config.http.timeouts.idleMs / 1000;
       fail(res, new RegistryError('SIZE_INVALID', `the request body stopped arriving: nothing came for ${seconds} s (http.timeouts.idle)`,
@@ -91,7 +90,7 @@ export function createRegistryServer(services: Services, config: Config, log: Lo
       const bytesOut = Math.max(0, socket.bytesWritten - writtenAtStart);
       // a status the client never got is not reported: it left (or was cut off) first
       const status = finished || res.headersSent ? res.statusCode : undefined;
-      const outcome = finished ? undefined : timedOut.has(res) ? 'timed out' : 'client closed';
+      const outcome = finished ? undefined : cutOff.get(res) ?? 'client closed';
       if (uploading) {
         uploads.active--;
         metrics?.uploadsInFlight.dec();
@@ -128,6 +127,9 @@ export function createRegistryServer(services: Services, config: Config, log: Lo
 
 /** nginx's convention for the metrics of requests whose client left before any answer. */
 const CLIENT_CLOSED = 499;
+
+/** Why the registry ended a request before its answer was complete, for the access log. */
+const cutOff = new WeakMap<ServerResponse, 'timed out' | 'failed while answering'>();
 
 async function dispatch(req: IncomingMessage, res: ServerResponse, services: Services, config: Config, log: Logger,
                         security: Security, info: RequestInfo, onUpload: () => void): Promise<void> {
@@ -263,7 +265,8 @@ function fail(res: ServerResponse, err: unknown, log: Logger, close = false): vo
     log.error({ err }, 'internal error');
     errors = [new RegistryError('UNKNOWN', 'internal error; see the registry log')];
   }
-  if (res.headersSent) {
+  if (res.headersSent) { // too late for an error answer: the client sees the answer cut short
+    cutOff.set(res, 'failed while answering');
     res.destroy();
     return;
   }
