@@ -405,6 +405,26 @@ describe('access log', () => {
     }
   });
 
+  it('a download the registry fails half-way is logged as failed while answering, not as closed by the client', async () => {
+    const memory = new MemoryDriver();
+    const driver: StorageDriver = Object.assign(Object.create(memory) as StorageDriver, {
+      name: 'inmemory',
+      copyTo: async (_path: string, dest: Writable) => {
+        await new Promise<void>((resolve) => dest.write(Buffer.alloc(10), () => resolve()));
+        throw new Error('the disk went away');
+      },
+    });
+    const r = await startLogged({}, driver);
+    try {
+      const digest = await pushBlob(r.url, 'log/broken', 'x'.repeat(100));
+      await fetch(`${r.url}/v2/log/broken/blobs/${digest}`).then((res) => res.arrayBuffer()).catch(() => undefined);
+      await until(() => r.lines.some((l) => l.method === 'GET' && l.route === 'blob'));
+      assert.equal(r.lines.find((l) => l.method === 'GET' && l.route === 'blob')!.outcome, 'failed while answering');
+    } finally {
+      await r.close();
+    }
+  });
+
   it('a failed login is logged with the user name tried, never the password', async () => {
     const file = join(tempDir('berth-logauth-'), 'htpasswd');
     await makeHtpasswd(file, { alice: 'secret' });
