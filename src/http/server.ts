@@ -204,7 +204,12 @@ function triedUser(req: IncomingMessage): string | undefined {
   return credentials ? credentials.user.slice(0, 128) : undefined;
 }
 
-/** Counts the body bytes the request receives, read or not: for the access log and metrics. */
+/**
+ * Counts the body bytes the request receives, for the access log and metrics. The parser hands
+ * every chunk to the request stream's push() (HTTP/1 and HTTP/2 alike); watching it there counts
+ * what arrived without reading the body or changing its flow, which a 'data' listener would.
+ * (Bytes of a body Node discards after the answer are not counted.)
+ */
 function countBody(req: IncomingMessage): () => number {
   let received = 0;
   const push = req.push.bind(req);

@@ -111,6 +111,22 @@ describe('slow clients', () => {
     }
   });
 
+  it('headers that stop arriving are answered 408 by the idle timeout too; an idle keep-alive connection gets nothing', async () => {
+    const r = await startRegistry({ overrides: { 'http.timeouts.idle': '1s' } });
+    try {
+      const stalled = await openRequest(r.url, 'GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Slow: 1', undefined, true);
+      const idle = await openRequest(r.url, 'GET /v2/ HTTP/1.1\r\nHost: x');
+      const [a, b] = await Promise.all([readUntilClose(stalled, 6000), readUntilClose(idle, 2500)]);
+      assert.ok(a.closed);
+      assert.match(a.text, /^HTTP\/1\.1 408 /);
+      assert.match(b.text, /^HTTP\/1\.1 200 /);
+      assert.equal(b.text.match(/HTTP\/1\.1/g)!.length, 1, 'no unsolicited answer on a keep-alive connection');
+      idle.destroy();
+    } finally {
+      await r.close();
+    }
+  });
+
   it('uploads beyond http.limits.uploads get 429 TOOMANYREQUESTS with Retry-After, and slots free up', async () => {
     const r = await startRegistry({ overrides: { 'http.limits.uploads': 3 } });
     try {
