@@ -25,12 +25,15 @@ export type Stall = 'body' | 'download';
 const TLS_VERSIONS = { 'tls1.0': 'TLSv1', 'tls1.1': 'TLSv1.1', 'tls1.2': 'TLSv1.2', 'tls1.3': 'TLSv1.3' } as const;
 const KEEP_ALIVE_MS = 65_000;
 
-/** How malformed requests are answered before they reach the router (Node's parser codes). */
-const CLIENT_ERRORS: Record<string, [number, string, string]> = {
-  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large', 'the request headers exceed the size limit'],
-  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout', 'the request headers did not arrive in time'],
-  HPE_CHUNK_EXTENSIONS_OVERFLOW: [413, 'Payload Too Large', 'chunk extensions exceed the size limit'],
+/** How requests too malformed to reach the router are answered, by Node's error code:
+ *  status, reason phrase, OCI error code, message. */
+const CLIENT_ERRORS: Record<string, [number, string, string, string]> = {
+  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large', 'UNSUPPORTED', 'the request headers exceed the size limit'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout', 'UNSUPPORTED', 'the request headers did not arrive in time (http.timeouts.headers)'],
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: [413, 'Payload Too Large', 'SIZE_INVALID', 'chunk extensions exceed the size limit'],
 };
+const MALFORMED: [number, string, string, string] = [400, 'Bad Request', 'UNSUPPORTED', 'malformed HTTP request'];
+const HEADERS_IDLE: [number, string, string, string] = [408, 'Request Timeout', 'UNSUPPORTED', 'the request headers stopped arriving (http.timeouts.idle)'];
 
 /**
  * The listening server. `onStall` is called for a request whose connection stayed idle for
@@ -40,6 +43,8 @@ const CLIENT_ERRORS: Record<string, [number, string, string]> = {
 export function createListener(tls: Config['tls'], timeouts: Timeouts, log: Logger, handler: Handler,
                                onStall: (req: IncomingMessage, res: ServerResponse, stall: Stall) => void): Listener {
   const exchanges = new WeakMap<object, Set<{ req: IncomingMessage; res: ServerResponse }>>();
+  /** Bytes an HTTP/1 connection had read when its last answer ended: more means a request has begun. */
+  const answeredUpTo = new WeakMap<Socket, number>();
   const tracked: Handler = (req, res) => {
     // HTTP/1 requests share their socket, HTTP/2 requests their session: that is what times out
     const connection: object = req.httpVersionMajor === 2 ? (req as unknown as { stream: { session: object } }).stream.session : req.socket;
@@ -47,13 +52,20 @@ export function createListener(tls: Config['tls'], timeouts: Timeouts, log: Logg
     if (!set) exchanges.set(connection, (set = new Set()));
     const exchange = { req, res };
     set.add(exchange);
-    res.once('close', () => set!.delete(exchange));
+    res.once('close', () => {
+      set!.delete(exchange);
+      if (req.httpVersionMajor === 1) answeredUpTo.set(req.socket, req.socket.bytesRead);
+    });
     handler(req, res);
   };
   const onTimeout = (connection: Socket | Http2Session) => {
     const active = exchanges.get(connection);
     if (!active || active.size === 0) {
-      connection.destroy(); // an idle keep-alive connection
+      // the start of a request whose headers stopped coming is answered; an idle keep-alive
+      // connection is just closed
+      const socket = connection as Socket;
+      if (typeof socket.bytesRead === 'number' && socket.bytesRead > (answeredUpTo.get(socket) ?? 0)) refuse(socket, HEADERS_IDLE);
+      else connection.destroy();
       return;
     }
     for (const { req, res } of active) {
@@ -83,12 +95,17 @@ export function createListener(tls: Config['tls'], timeouts: Timeouts, log: Logg
       socket.destroy();
       return;
     }
-    const [status, reason, message] = CLIENT_ERRORS[err.code ?? ''] ?? [400, 'Bad Request', 'malformed HTTP request'];
-    const body = JSON.stringify({ errors: [{ code: status === 413 ? 'SIZE_INVALID' : 'UNSUPPORTED', message, detail: {} }] });
-    socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n` +
-      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    refuse(socket, CLIENT_ERRORS[err.code ?? ''] ?? MALFORMED);
   });
   return server;
+}
+
+/** Answers on a connection whose request never reached the router, then closes it. */
+function refuse(socket: Socket, [status, reason, code, message]: [number, string, string, string]): void {
+  const body = JSON.stringify({ errors: [{ code, message, detail: {} }] });
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  socket.destroySoon();
 }
 
 /** How often Node checks header deadlines: often enough that a short limit is kept to within half of it. */

@@ -59,9 +59,8 @@ export function createRegistryServer(services: Services, config: Config, log: Lo
   ];
   const { metrics, notifier } = ops;
   const uploads = { active: 0, limit: config.http.limits.uploads };
-  const timedOut = new WeakSet<ServerResponse>();
   const onStall = (req: IncomingMessage, res: ServerResponse, stall: Stall) => {
-    timedOut.add(res);
+    cutOff.set(res, 'timed out');
     if (stall === 'body' && !res.headersSent) {
       const seconds = config.http.timeouts.idleMs / 1000;
       fail(res, new RegistryError('SIZE_INVALID', `the request body stopped arriving: nothing came for ${seconds} s (http.timeouts.idle)`,
@@ -91,7 +90,7 @@ export function createRegistryServer(services: Services, config: Config, log: Lo
       const bytesOut = Math.max(0, socket.bytesWritten - writtenAtStart);
       // a status the client never got is not reported: it left (or was cut off) first
       const status = finished || res.headersSent ? res.statusCode : undefined;
-      const outcome = finished ? undefined : timedOut.has(res) ? 'timed out' : 'client closed';
+      const outcome = finished ? undefined : cutOff.get(res) ?? 'client closed';
       if (uploading) {
         uploads.active--;
         metrics?.uploadsInFlight.dec();
@@ -128,6 +127,9 @@ export function createRegistryServer(services: Services, config: Config, log: Lo
 
 /** nginx's convention for the metrics of requests whose client left before any answer. */
 const CLIENT_CLOSED = 499;
+
+/** Why the registry ended a request before its answer was complete, for the access log. */
+const cutOff = new WeakMap<ServerResponse, 'timed out' | 'failed while answering'>();
 
 async function dispatch(req: IncomingMessage, res: ServerResponse, services: Services, config: Config, log: Logger,
                         security: Security, info: RequestInfo, onUpload: () => void): Promise<void> {
@@ -202,7 +204,12 @@ function triedUser(req: IncomingMessage): string | undefined {
   return credentials ? credentials.user.slice(0, 128) : undefined;
 }
 
-/** Counts the body bytes the request receives, read or not: for the access log and metrics. */
+/**
+ * Counts the body bytes the request receives, for the access log and metrics. The parser hands
+ * every chunk to the request stream's push() (HTTP/1 and HTTP/2 alike); watching it there counts
+ * what arrived without reading the body or changing its flow, which a 'data' listener would.
+ * (Bytes of a body Node discards after the answer are not counted.)
+ */
 function countBody(req: IncomingMessage): () => number {
   let received = 0;
   const push = req.push.bind(req);
@@ -263,7 +270,8 @@ function fail(res: ServerResponse, err: unknown, log: Logger, close = false): vo
     log.error({ err }, 'internal error');
     errors = [new RegistryError('UNKNOWN', 'internal error; see the registry log')];
   }
-  if (res.headersSent) {
+  if (res.headersSent) { // too late for an error answer: the client sees the answer cut short
+    cutOff.set(res, 'failed while answering');
     res.destroy();
     return;
   }

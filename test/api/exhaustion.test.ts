@@ -111,6 +111,22 @@ describe('slow clients', () => {
     }
   });
 
+  it('headers that stop arriving are answered 408 by the idle timeout too; an idle keep-alive connection gets nothing', async () => {
+    const r = await startRegistry({ overrides: { 'http.timeouts.idle': '1s' } });
+    try {
+      const stalled = await openRequest(r.url, 'GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Slow: 1', undefined, true);
+      const idle = await openRequest(r.url, 'GET /v2/ HTTP/1.1\r\nHost: x');
+      const [a, b] = await Promise.all([readUntilClose(stalled, 6000), readUntilClose(idle, 2500)]);
+      assert.ok(a.closed);
+      assert.match(a.text, /^HTTP\/1\.1 408 /);
+      assert.match(b.text, /^HTTP\/1\.1 200 /);
+      assert.equal(b.text.match(/HTTP\/1\.1/g)!.length, 1, 'no unsolicited answer on a keep-alive connection');
+      idle.destroy();
+    } finally {
+      await r.close();
+    }
+  });
+
   it('uploads beyond http.limits.uploads get 429 TOOMANYREQUESTS with Retry-After, and slots free up', async () => {
     const r = await startRegistry({ overrides: { 'http.limits.uploads': 3 } });
     try {
@@ -400,6 +416,26 @@ describe('access log', () => {
       assert.notEqual(line.status, 200);
       const bytesIn = Number(line.bytesIn);
       assert.ok(bytesIn >= (4 << 20) - 65_536 && bytesIn <= (4 << 20) + 1024, `bytesIn ${bytesIn}`);
+    } finally {
+      await r.close();
+    }
+  });
+
+  it('a download the registry fails half-way is logged as failed while answering, not as closed by the client', async () => {
+    const memory = new MemoryDriver();
+    const driver: StorageDriver = Object.assign(Object.create(memory) as StorageDriver, {
+      name: 'inmemory',
+      copyTo: async (_path: string, dest: Writable) => {
+        await new Promise<void>((resolve) => dest.write(Buffer.alloc(10), () => resolve()));
+        throw new Error('the disk went away');
+      },
+    });
+    const r = await startLogged({}, driver);
+    try {
+      const digest = await pushBlob(r.url, 'log/broken', 'x'.repeat(100));
+      await fetch(`${r.url}/v2/log/broken/blobs/${digest}`).then((res) => res.arrayBuffer()).catch(() => undefined);
+      await until(() => r.lines.some((l) => l.method === 'GET' && l.route === 'blob'));
+      assert.equal(r.lines.find((l) => l.method === 'GET' && l.route === 'blob')!.outcome, 'failed while answering');
     } finally {
       await r.close();
     }
