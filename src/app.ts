@@ -2,7 +2,7 @@
 // and the HTTP server from a configuration.
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { resolve } from 'node:path';
-import type { Logger } from 'pino';
+import { pino, type Logger } from 'pino';
 import { AccessPolicy } from './auth/access.js';
 import { BasicAuthenticator, OPEN_ACCESS, TokenAuthenticator, type Authenticator } from './auth/authenticator.js';
 import { FailureThrottle, HtpasswdFile } from './auth/htpasswd.js';
@@ -26,8 +26,12 @@ import { ReferrersService, type UnreadableReporter } from './registry/referrers.
 import { TagService } from './registry/tags.js';
 import { UploadService } from './registry/uploads.js';
 import { UsageIndex } from './registry/usage.js';
+import { LocalContent, OPEN_POLICY, type ContentReader, type RepositoryPolicy } from './registry/content.js';
 import { registerMaintenanceMetrics } from './ops/maintenance-metrics.js';
 import type { StorageDriver } from './storage/driver.js';
+import { PullThroughCache, type CacheObserver } from './proxy/cache.js';
+import { UpstreamRoutes } from './proxy/routes.js';
+import { Upstream, type UpstreamObserver } from './proxy/upstream.js';
 import { FilesystemDriver } from './storage/filesystem.js';
 import { MemoryDriver } from './storage/memory.js';
 
@@ -53,6 +57,10 @@ export interface Services {
   usage: UsageIndex;
   collector: Collector;
   openUploads: UploadFiguresCache;
+  /** What the read handlers serve: local content, or a pull-through cache in front of it. */
+  content: ContentReader;
+  /** Which stored repository a request names, and what may be done there. */
+  policy: RepositoryPolicy;
 }
 
 export function createDriver(config: Config): StorageDriver {
@@ -67,7 +75,10 @@ function persistStep(graceMs: number): number {
 export interface ServiceHooks {
   onUnreadable?: UnreadableReporter;
   log?: Logger;
+  proxyMetrics?: CacheObserver & UpstreamObserver;
 }
+
+const silentLog = pino({ level: 'silent' });
 
 export function createServices(config: Config, driver: StorageDriver = createDriver(config), hooks: ServiceHooks = {}): Services {
   const store = new LinkMetadataStore(driver, persistStep(config.storage.gc.graceMs));
@@ -86,8 +97,18 @@ export function createServices(config: Config, driver: StorageDriver = createDri
     onProgress: log ? (detail, message) => log.info(detail, message) : undefined,
     onDelete: log ? (what, detail) => log.debug(detail, `${config.storage.gc.dryRun ? 'would delete' : 'deleted'} ${what}`) : undefined,
   });
+  const local = new LocalContent(blobs, manifests, tags);
+  let content: ContentReader = local;
+  let policy: RepositoryPolicy = OPEN_POLICY;
+  if (config.proxy.upstreams.length > 0) {
+    const routes = new UpstreamRoutes(config.proxy.upstreams.map((u) => new Upstream(u, hooks.proxyMetrics)));
+    content = new PullThroughCache({
+      local, routes, store, blobs, driver, maxManifestBytes: MAX_MANIFEST_BYTES, log: log ?? silentLog, observer: hooks.proxyMetrics,
+    });
+    policy = routes;
+  }
   return {
-    driver, store, blobs, uploads, tags, manifests, catalog, collector,
+    driver, store, blobs, uploads, tags, manifests, catalog, collector, content, policy,
     referrers: new ReferrersService(store, manifests, hooks.onUnreadable),
     usage: new UsageIndex(store, driver),
     openUploads: new UploadFiguresCache(driver, uploads),

@@ -46,8 +46,29 @@ export interface Config {
   debug: { addr: string; prometheus: boolean; metricsPath: string };
   health: { storage: boolean; intervalMs: number; threshold: number };
   notifications: NotificationEndpoint[];
+  /** Pull-through caching: the upstreams repositories are mirrored from (empty: none). */
+  proxy: { upstreams: UpstreamConfig[] };
   /** Keys accepted for compatibility but not acted on, with the reason (logged at startup). */
   ignored: string[];
+}
+
+/** A registry whose repositories are mirrored: under `prefix/` (stripped before asking it), or every
+ *  repository outside the other prefixes when `prefix` is empty (registry:2's proxy.remoteurl). */
+export interface UpstreamConfig {
+  prefix: string;
+  remoteUrl: string;
+  /** The host (and port) containerd names in `?ns=`. */
+  host: string;
+  username?: string;
+  password?: string;
+  /** Cached content not pulled for this long may be collected. */
+  ttlMs: number;
+  /** A cached tag is checked again upstream (with a HEAD) once it is this old. */
+  tagTtlMs: number;
+  /** How long the upstream may take to answer (headers). */
+  timeoutMs: number;
+  maxConcurrent: number;
+  maxRps: number;
 }
 
 export interface NotificationEndpoint {
@@ -116,7 +137,7 @@ export function loadConfig(options: LoadOptions = {}): Config {
   if (auth && typeof auth === 'object' && !Array.isArray(auth)) {
     for (const [provider, params] of Object.entries(auth)) if (params === null) (auth as Tree)[provider] = {};
   }
-  return build(tree, warnings);
+  return build(tree, warnings, options.env ?? {});
 }
 
 /** Maps REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY's words onto schema keys. */
@@ -241,7 +262,7 @@ export function parseDuration(value: unknown): number | undefined {
   return consumed === value.length && consumed > 0 ? total : value === '0' ? 0 : undefined;
 }
 
-function build(tree: Tree, warnings: string[]): Config {
+function build(tree: Tree, warnings: string[], env: NodeJS.ProcessEnv): Config {
   const storageTree = (tree.storage ?? {}) as Tree;
   const drivers = Object.keys(storageTree).filter((k) => !['delete', 'maintenance', 'cache', 'redirect', 'tag'].includes(k));
   for (const driver of drivers) {
@@ -348,6 +369,50 @@ function build(tree: Tree, warnings: string[]): Config {
         maxEvents: e.maxevents, maxAgeMs: e.maxage,
       };
     }),
+    proxy: { upstreams: upstreams(t.proxy, env) },
     ignored,
   };
+}
+
+const PROXY_DEFAULTS = { timeout: 30_000, maxconcurrent: 64, maxrps: 100 };
+
+/** proxy.remoteurl (the default upstream) and proxy.upstreams (by prefix), checked. */
+function upstreams(p: any, env: NodeJS.ProcessEnv): UpstreamConfig[] {
+  const entries: { where: string; e: any }[] = (p.upstreams as any[]).map((e, i) => ({ where: `proxy.upstreams[${i}]`, e }));
+  if (p.remoteurl) entries.push({ where: 'proxy', e: { ...p, prefix: '' } });
+  else if (p.username || p.password) throw new ConfigError('proxy.username and proxy.password need proxy.remoteurl: the upstream they log in to');
+  const seen = new Set<string>();
+  return entries.map(({ where, e }) => {
+    let url: URL;
+    try {
+      url = new URL(e.remoteurl);
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('not http');
+    } catch {
+      throw new ConfigError(`${where}.remoteurl must be an http:// or https:// URL, e.g. https://registry-1.docker.io`);
+    }
+    const prefix = String(e.prefix ?? '').replace(/^\/+|\/+$/g, '');
+    if (where !== 'proxy' && !prefix) throw new ConfigError(`${where}.prefix is required (e.g. ghcr/); the upstream without a prefix is proxy.remoteurl`);
+    if (prefix && !/^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/.test(prefix)) {
+      throw new ConfigError(`${where}.prefix ${JSON.stringify(e.prefix)} must be the start of a repository name, e.g. ghcr/`);
+    }
+    if (seen.has(prefix)) throw new ConfigError(`${where}.prefix ${JSON.stringify(prefix)} is configured twice`);
+    seen.add(prefix);
+    const fromEnv = (key: string | undefined, what: string): string | undefined => {
+      if (!key) return undefined;
+      const value = env[key];
+      if (value === undefined) throw new ConfigError(`${where}.${what} names ${key}, which is not set in the environment`);
+      return value;
+    };
+    const username = fromEnv(e.usernameenv, 'usernameenv') ?? (e.username || undefined);
+    const password = fromEnv(e.passwordenv, 'passwordenv') ?? (e.password || undefined);
+    if (!!username !== !!password) throw new ConfigError(`${where} needs both a username and a password, or neither (anonymous)`);
+    const ttlMs = e.ttl ?? p.ttl;
+    return {
+      prefix, remoteUrl: url.toString().replace(/\/+$/, ''), host: url.host, username, password, ttlMs,
+      tagTtlMs: e.tagttl ?? p.tagttl ?? ttlMs,
+      timeoutMs: e.timeout ?? p.timeout ?? PROXY_DEFAULTS.timeout,
+      maxConcurrent: e.maxconcurrent ?? p.maxconcurrent ?? PROXY_DEFAULTS.maxconcurrent,
+      maxRps: e.maxrps ?? p.maxrps ?? PROXY_DEFAULTS.maxrps,
+    };
+  });
 }

@@ -61,6 +61,13 @@ const activeMiddleware = (value: unknown): boolean => typeof value === 'object' 
   Object.values(value).some((entries) => (Array.isArray(entries) ? entries : [entries])
     .some((entry) => isSet(entry) && !isTrue(field(entry, 'disabled'))));
 
+/** Berth's own keys of an upstream: tag freshness, credentials from the environment, and limits toward it. */
+function upstreamFields(): Record<string, Spec> {
+  return {
+    tagttl: duration(), timeout: duration(), maxconcurrent: int(undefined, 1), maxrps: int(undefined, 1),
+  };
+}
+
 export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
 
 export const SCHEMA: Spec = obj({
@@ -216,8 +223,18 @@ export const SCHEMA: Spec = obj({
     'every middleware entry is disabled'),
   reporting: ignored('error reporting to Bugsnag or New Relic is not supported: errors are in the logs'),
   redis: ignored('Berth uses no Redis: its caches are in memory'),
-  proxy: refused('pull-through caching is not available in Berth yet: it would serve an empty, writable registry, and docker daemons using it as a registry-mirror would silently fall back to the upstream',
-    'remove the proxy section (keep registry:2 as the pull-through cache for now)'),
+  // registry:2's pull-through cache (remoteurl, username, password, ttl), plus Berth's upstreams by prefix
+  proxy: obj({
+    remoteurl: str(''),
+    username: str(''),
+    password: str(''),
+    ttl: duration('168h'),
+    exec: refused('Berth does not run credential helpers for the upstream',
+      'remove proxy.exec and set proxy.username and proxy.password (or REGISTRY_PROXY_USERNAME and REGISTRY_PROXY_PASSWORD)'),
+    ...upstreamFields(),
+    upstreams: { kind: 'list', item: obj({ prefix: str(''), remoteurl: str(''), username: str(''), password: str(''),
+      usernameenv: str(''), passwordenv: str(''), ttl: duration(), ...upstreamFields() }) },
+  }),
   compatibility: obj({
     schema1: obj({
       enabled: refusedWhen(isTrue, 'Berth refuses schema1 manifest pushes (and never converts manifests to schema1)',

@@ -7,8 +7,10 @@ import { deleteManifest, getManifest, putManifest } from './handlers/manifests.j
 import { deleteRepository, gcStatus, getRepository, listRepositories, startGc, uploadsStatus } from './handlers/management.js';
 import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from './handlers/uploads.js';
 
+import type { Effect } from '../registry/content.js';
+
 /** `read` serves content; `write` is refused in read-only mode; `delete` also needs deletes enabled. */
-export type Effect = 'read' | 'write' | 'delete';
+export type { Effect };
 
 export interface Method {
   handler: Handler;

@@ -159,7 +159,7 @@ async function dispatch(req: IncomingMessage, res: ServerResponse, services: Ser
     res.setHeader('Allow', Object.keys(route.methods).join(', '));
     throw new RegistryError('UNSUPPORTED', `${req.method} is not allowed on ${route.name}; use ${Object.keys(route.methods).join(', ')}`);
   }
-  const name = match[1] === undefined ? '' : validateName(match[1]);
+  const name = match[1] === undefined ? '' : services.policy.localName(validateName(match[1]), query);
   let param = match[2] ?? '';
   try {
     param = decodeURIComponent(param);
@@ -178,6 +178,7 @@ async function dispatch(req: IncomingMessage, res: ServerResponse, services: Ser
   if (method.effect === 'delete' && !config.storage.deleteEnabled) {
     throw new RegistryError('UNSUPPORTED', 'deletes are disabled; set storage.delete.enabled: true (REGISTRY_STORAGE_DELETE_ENABLED=true) to allow them');
   }
+  if (route.resource === 'repository') services.policy.check(name, method.effect);
   if (UPLOAD_ROUTES.has(route.name) && req.method !== 'GET' && req.method !== 'DELETE') onUpload();
   const ctx: RequestContext = { req, res, name, param, query, services, config, log, base, auth };
   await method.handler(ctx);

@@ -184,7 +184,7 @@ export class LinkMetadataStore implements MetadataStore {
     for (const blob of record.blobs) requests.push(shared(K.layer(name, blob.toString())), shared(K.blob(blob.toString())));
     for (const child of record.children) requests.push(shared(K.manifest(name, child.toString())));
     return this.locks.withLocks(requests, async () => {
-      const missing = await this.missingReferences(name, record);
+      const missing = record.deferReferences ? [] : await this.missingReferences(name, record);
       if (missing.length > 0) return missing;
       // everything it references stays in use for the grace period, from now
       await Promise.all([

@@ -17,6 +17,9 @@ export interface ManifestRecord {
   /** Manifests it needs in its repository (index children). */
   children: Digest[];
   subject?: Digest;
+  /** A copy of an upstream's manifest (pull-through cache): what it references is fetched when
+   *  pulled, so its presence is not required. */
+  deferReferences?: boolean;
 }
 
 /** A reference a manifest put found missing. */

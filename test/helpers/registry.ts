@@ -36,7 +36,8 @@ export async function startRegistry(options: StartOptions = {}): Promise<TestReg
       'log.level': 'error', ...options.overrides,
     },
   });
-  const app = createApp(config, pino({ level: 'silent' }), options.driver);
+  // BERTH_TEST_LOG=debug shows the registry's log on stderr
+  const app = createApp(config, pino({ level: process.env.BERTH_TEST_LOG ?? 'silent' }, pino.destination(2)), options.driver);
   await app.start();
   await new Promise<void>((resolve) => app.server.listen(0, '127.0.0.1', resolve));
   const { port } = app.server.address() as AddressInfo;

@@ -2,8 +2,10 @@
 # test/support/ref-registry.sh -- the reference registry (Debian's docker-registry, distribution
 # 2.8, what registry:2 ships) on 127.0.0.1, to compare Berth with it on the same data directory.
 #
-#   bash test/support/ref-registry.sh start DIR PORT   serves DIR/data on 127.0.0.1:PORT (filesystem
-#                                                      storage, deletes enabled); config, log, pid in DIR
+#   bash test/support/ref-registry.sh start DIR PORT [--auth USER:PASSWORD]
+#                                                      serves DIR/data on 127.0.0.1:PORT (filesystem
+#                                                      storage, deletes enabled); config, log, pid in DIR;
+#                                                      --auth: htpasswd authentication with that one user
 #   bash test/support/ref-registry.sh stop DIR         stops it (DIR stays: the data is what is compared)
 #
 # Needs docker-registry and curl (test/support/install.sh).
@@ -24,8 +26,14 @@ running_pid() {
 
 case $CMD in
 start)
-  PORT=${3:?usage: ref-registry.sh start DIR PORT}
+  PORT=${3:?usage: ref-registry.sh start DIR PORT [--auth USER:PASSWORD]}
   [[ $PORT =~ ^[0-9]+$ ]] || die "bad PORT $PORT"
+  AUTH=
+  if [[ ${4:-} == --auth ]]; then
+    AUTH=${5:?--auth needs USER:PASSWORD}
+    [[ $AUTH == *:* ]] || die "--auth needs USER:PASSWORD"
+    command -v htpasswd >/dev/null || die "htpasswd is not installed: run sudo bash test/support/install.sh"
+  fi
   for b in docker-registry curl; do
     command -v "$b" >/dev/null || die "$b is not installed: run sudo bash test/support/install.sh"
   done
@@ -46,11 +54,16 @@ storage:
 http:
   addr: 127.0.0.1:$PORT
 EOF
+  if [[ -n $AUTH ]]; then
+    htpasswd -Bbc "$DIR/htpasswd" "${AUTH%%:*}" "${AUTH#*:}" 2>/dev/null
+    printf 'auth:\n  htpasswd:\n    realm: ref-realm\n    path: %s\n' "$DIR/htpasswd" >>"$DIR/config.yml"
+  fi
   setsid docker-registry serve "$DIR/config.yml" >>"$DIR/registry.log" 2>&1 </dev/null &
   pid=$!
   echo "$pid" >"$PIDFILE"
   for ((i = 0; i < 100; i++)); do
-    [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/v2/" || true) == 200 ]] && exit 0
+    code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/v2/" || true)
+    [[ $code == 200 || $code == 401 ]] && exit 0
     kill -0 "$pid" 2>/dev/null || { tail -n 5 "$DIR/registry.log" >&2; die "docker-registry exited (port $PORT in use?)"; }
     sleep 0.1
   done

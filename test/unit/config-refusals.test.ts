@@ -33,7 +33,7 @@ const REFUSED: [string, string, RegExp][] = [
   [`${TLS}  http2:\n    disabled: true\n`, 'http.http2.disabled', /proxy that speaks only HTTP\/1\.1/],
   ['http:\n  h2c:\n    enabled: true\n', 'http.h2c.enabled', /HTTP\/1\.1|serve TLS/],
   ['http:\n  debug:\n    addr: 127.0.0.1:5001\n    tls:\n      certificate: /certs/debug.crt\n', 'http.debug.tls', /127\.0\.0\.1:5001|TLS proxy/],
-  ['proxy:\n  remoteurl: https://registry-1.docker.io\n  username: user\n  password: pass\n', 'proxy', /pull-through caching is not available.*remove the proxy section/],
+  ['proxy:\n  remoteurl: https://registry-1.docker.io\n  exec:\n    command: docker-credential-pass\n', 'proxy.exec', /credential helpers.*proxy\.username/],
   ['middleware:\n  storage:\n    - name: cloudfront\n      options:\n        baseurl: https://d111111abcdef8.cloudfront.net/\n        privatekey: /keys/cf.pem\n        keypairid: KEYPAIR\n',
     'middleware', /remove the middleware section/],
   ['middleware:\n  storage:\n    - name: redirect\n      options:\n        baseurl: https://cdn.example.com/\n', 'middleware', /CDN or proxy in front/],
@@ -103,7 +103,8 @@ describe('configuration keys Berth does not act on', () => {
   }
 
   it('refuses the same keys from REGISTRY_* environment variables', () => {
-    assert.throws(() => loadConfig({ env: { REGISTRY_PROXY_REMOTEURL: 'https://registry-1.docker.io' } }), /^ConfigError: proxy is not supported/);
+    assert.throws(() => loadConfig({ env: { REGISTRY_PROXY_REMOTEURL: 'https://registry-1.docker.io', REGISTRY_PROXY_EXEC_COMMAND: 'helper' } }),
+      /^ConfigError: proxy\.exec is not supported/);
     assert.throws(() => loadConfig({ env: { REGISTRY_AUTH_SILLY_REALM: 'silly', REGISTRY_AUTH_SILLY_SERVICE: 'silly' } }),
       (err: Error) => err instanceof ConfigError && err.message.startsWith('auth.silly'));
     assert.throws(() => loadConfig({ env: { REGISTRY_HTTP_TLS_LETSENCRYPT_CACHEFILE: '/cache' } }), /http\.tls\.letsencrypt/);

@@ -35,28 +35,33 @@ export function parseRange(header: string | undefined, size: number): { start: n
 
 export async function getBlob(ctx: RequestContext): Promise<void> {
   const digest = parseDigest(ctx.param);
-  const { size } = await ctx.services.blobs.stat(ctx.name, digest);
-  const range = parseRange(ctx.req.headers.range, size);
+  const head = ctx.req.method === 'HEAD';
+  const blob = head ? { ...(await ctx.services.content.blobStat(ctx.name, digest)), ranges: true, send: undefined }
+    : await ctx.services.content.blob(ctx.name, digest);
+  const { size } = blob;
+  const range = blob.ranges && size >= 0 ? parseRange(ctx.req.headers.range, size) : undefined;
   const headers: Record<string, string | number> = {
     'Content-Type': 'application/octet-stream',
     'Docker-Content-Digest': digest.toString(),
-    'Accept-Ranges': 'bytes',
+    'Accept-Ranges': blob.ranges ? 'bytes' : 'none',
     'Cache-Control': 'max-age=31536000',
     ETag: `"${digest}"`,
+    ...blob.notes,
   };
   if (range) {
     headers['Content-Range'] = `bytes ${range.start}-${range.end}/${size}`;
     headers['Content-Length'] = range.end - range.start + 1;
-  } else {
+  } else if (size >= 0) {
     headers['Content-Length'] = size;
   }
   const status = range ? 206 : 200;
-  if (ctx.req.method === 'HEAD' || size === 0) {
+  if (!blob.send || size === 0) {
     send(ctx, status, headers);
     return;
   }
   ctx.res.writeHead(status, headers);
-  await ctx.services.blobs.copyTo(digest, ctx.res, range?.start, range?.end);
+  if (!blob.ranges) ctx.res.flushHeaders(); // still arriving from an upstream: the client sees the answer start
+  await blob.send(ctx.res, range?.start, range?.end);
   ctx.res.end();
 }
 

@@ -15,8 +15,10 @@ export async function catalog(ctx: RequestContext): Promise<void> {
 }
 
 export async function tagsList(ctx: RequestContext): Promise<void> {
-  const page = paginate(await ctx.services.tags.list(ctx.name), ctx.query);
-  sendJson(ctx, 200, { name: ctx.name, tags: page.items }, linkHeader(`${ctx.config.http.prefix}/v2/${ctx.name}/tags/list`, page.next));
+  const { tags, notes } = await ctx.services.content.tags(ctx.name);
+  const page = paginate(tags, ctx.query);
+  sendJson(ctx, 200, { name: ctx.name, tags: page.items },
+    { ...linkHeader(`${ctx.config.http.prefix}/v2/${ctx.name}/tags/list`, page.next), ...notes });
 }
 
 export async function referrers(ctx: RequestContext): Promise<void> {

@@ -11,7 +11,7 @@ export async function getManifest(ctx: RequestContext): Promise<void> {
     throw new RegistryError('MANIFEST_UNKNOWN', `manifest unknown: ${JSON.stringify(ctx.param.slice(0, 200))} is neither a tag nor a digest`,
       { reference: ctx.param.slice(0, 200) });
   }
-  const manifest = await ctx.services.manifests.get(ctx.name, ctx.param);
+  const manifest = await ctx.services.content.manifest(ctx.name, ctx.param);
   const accept = ctx.req.headers.accept;
   if (!acceptsMediaType(accept, manifest.mediaType)) {
     throw new RegistryError('MANIFEST_UNKNOWN',
@@ -19,7 +19,7 @@ export async function getManifest(ctx: RequestContext): Promise<void> {
   }
   const etag = `"${manifest.digest}"`;
   if (ctx.req.headers['if-none-match']?.split(',').some((tag) => tag.trim() === etag || tag.trim() === '*')) {
-    send(ctx, 304, { ETag: etag, 'Docker-Content-Digest': manifest.digest.toString() });
+    send(ctx, 304, { ETag: etag, 'Docker-Content-Digest': manifest.digest.toString(), ...manifest.notes });
     return;
   }
   send(ctx, 200, {
@@ -27,6 +27,7 @@ export async function getManifest(ctx: RequestContext): Promise<void> {
     'Content-Length': manifest.content.length,
     'Docker-Content-Digest': manifest.digest.toString(),
     ETag: etag,
+    ...manifest.notes,
   }, manifest.content);
 }
 

@@ -1,0 +1,147 @@
+// One blob arriving from an upstream: its bytes are written to a temporary file under the
+// repository's _uploads/<uuid>/data while they are hashed, and committed into storage only when
+// the digest (and the announced size) match; a mismatch drops the file. Every client pulling
+// the blob meanwhile — the first as much as the sixteenth — reads the same file as it grows, so
+// the upstream is asked once, a client leaving does not stop the fill, and memory stays bounded
+// (the driver's reused buffers) whatever the blob's size.
+import { createHash, randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import type { Writable } from 'node:stream';
+import type { MetadataStore } from '../registry/metadata.js';
+import type { Digest } from '../registry/names.js';
+import { paths } from '../registry/paths.js';
+import { isNotFound, type StorageDriver } from '../storage/driver.js';
+import { UpstreamFailure } from './upstream.js';
+
+/** What the upstream answered: its body, its announced size (-1: unknown), and the slot to release. */
+export interface UpstreamBody {
+  body: ReadableStream<Uint8Array> | null;
+  size: number;
+  release(): void;
+}
+
+/** How far ahead of a reader the file must grow before the reader is woken (unless the fill ends). */
+const STEP = 1 << 20;
+
+type State = 'running' | 'committing' | 'committed' | 'failed';
+
+export class BlobFill {
+  private written = 0;
+  private state: State = 'running';
+  private error: Error | undefined;
+  private readonly waiters: { at: number; wake: () => void }[] = [];
+  private readonly id = randomUUID();
+  /** Resolves with the size the upstream announced once its answer arrived; rejects with why it did not. */
+  readonly ready: Promise<number>;
+  /** Settles when the blob is committed (resolves) or dropped (rejects). */
+  readonly done: Promise<void>;
+
+  constructor(private readonly driver: StorageDriver, private readonly store: MetadataStore, readonly name: string,
+              readonly digest: Digest, private readonly upstream: string, open: () => Promise<UpstreamBody>,
+              private readonly onBytes: (n: number) => void = () => undefined) {
+    let opened: (size: number) => void = () => undefined;
+    let failedToOpen: (err: Error) => void = () => undefined;
+    this.ready = new Promise<number>((resolve, reject) => { opened = resolve; failedToOpen = reject; });
+    this.ready.catch(() => undefined);
+    this.done = (async () => {
+      let answer: UpstreamBody;
+      try {
+        answer = await open();
+      } catch (err) {
+        failedToOpen(err as Error);
+        throw err;
+      }
+      opened(answer.size);
+      try {
+        await this.fill(answer);
+      } finally {
+        answer.release();
+      }
+    })().catch(async (err: Error) => {
+      await this.driver.delete(paths.uploadDir(this.name, this.id)).catch(() => undefined); // nothing kept
+      this.state = 'failed';
+      this.error = err;
+      this.wakeAll();
+      throw err;
+    });
+    this.done.catch(() => undefined);
+  }
+
+  private get temp(): string {
+    return paths.uploadData(this.name, this.id);
+  }
+
+  private async fill({ body, size }: UpstreamBody): Promise<void> {
+    await this.driver.putContent(paths.uploadStartedAt(this.name, this.id), new Date().toISOString(), { durable: false });
+    const sink: Writable = await this.driver.writer(this.temp, false);
+    const hash = createHash(this.digest.algorithm);
+    try {
+      if (body) {
+        for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+          const buffer = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+          hash.update(buffer);
+          this.onBytes(buffer.length);
+          const more = sink.write(buffer, (err) => {
+            if (err) return;
+            this.written += buffer.length;
+            this.wake();
+          });
+          if (!more) await once(sink, 'drain');
+        }
+      }
+      await new Promise<void>((resolve, reject) => sink.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    } catch (err) {
+      sink.destroy();
+      if (err instanceof UpstreamFailure) throw err;
+      throw new UpstreamFailure(this.upstream, `stopped sending ${this.digest} after ${this.written} bytes: ${(err as Error).message}`);
+    }
+    if (size >= 0 && this.written !== size) {
+      throw new UpstreamFailure(this.upstream, `announced ${size} bytes for ${this.digest} but sent ${this.written}: not kept`);
+    }
+    const actual = hash.digest('hex');
+    if (actual !== this.digest.hex) {
+      throw new UpstreamFailure(this.upstream, `sent bytes whose digest is ${this.digest.algorithm}:${actual}, not ${this.digest}: not kept`);
+    }
+    this.state = 'committing';
+    await this.store.commitBlob(this.name, this.digest, this.temp);
+    await this.driver.delete(paths.uploadDir(this.name, this.id));
+    this.state = 'committed';
+    this.wakeAll();
+  }
+
+  /** Sends the whole blob to `dest` as it arrives (the caller ends `dest`); throws when the fill fails. */
+  async sendTo(dest: Writable): Promise<void> {
+    let pos = 0;
+    for (;;) {
+      if (this.state === 'failed') throw this.error!;
+      const committed = this.state === 'committed';
+      const available = this.written;
+      if (pos < available) {
+        try {
+          await this.driver.copyTo(committed ? paths.blobData(this.digest) : this.temp, dest, pos, available - 1);
+          pos = available;
+        } catch (err) {
+          if (!isNotFound(err) || committed) throw err;
+          await this.done.catch(() => undefined); // renamed into place, or dropped: look again
+        }
+        continue;
+      }
+      if (committed) return;
+      await new Promise<void>((wake) => this.waiters.push({ at: pos + STEP, wake }));
+    }
+  }
+
+  private wake(): void {
+    for (let i = this.waiters.length - 1; i >= 0; i--) {
+      const waiter = this.waiters[i]!;
+      if (waiter.at <= this.written) {
+        this.waiters.splice(i, 1);
+        waiter.wake();
+      }
+    }
+  }
+
+  private wakeAll(): void {
+    for (const waiter of this.waiters.splice(0)) waiter.wake();
+  }
+}

@@ -1,0 +1,301 @@
+// The pull-through cache: a ContentReader decorator. For a repository that mirrors an upstream
+// (routes.ts) it answers from storage when it can and from the upstream otherwise, storing
+// what it fetched; every other repository goes straight to the local reader.
+//  - manifests by digest are immutable: cached for good;
+//  - a cached tag is served until its tagttl, then checked with a HEAD and fetched again only
+//    when its digest changed;
+//  - when the upstream is unreachable, times out, or answers 429 or 5xx, a cached copy is served
+//    (header `Berth-Cache: stale`, a log line, a metric); an uncached name gets an error naming
+//    the upstream and what it answered;
+//  - concurrent requests for the same manifest or blob make one upstream request (single flight).
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { BlobDescriptor, BlobStore } from '../registry/blobs.js';
+import type { BlobBody, ContentReader, Notes } from '../registry/content.js';
+import { RegistryError } from '../registry/errors.js';
+import type { Manifest } from '../registry/manifests.js';
+import { parseManifest } from '../registry/media-types.js';
+import type { MetadataStore } from '../registry/metadata.js';
+import { Digest, isTag, looksLikeDigest, parseDigest } from '../registry/names.js';
+import type { StorageDriver } from '../storage/driver.js';
+import { BlobFill } from './blob-fill.js';
+import type { Route, UpstreamRoutes } from './routes.js';
+import { UpstreamFailure } from './upstream.js';
+
+/** What the cache reports, for metrics. */
+export interface CacheObserver {
+  hit(upstream: string, kind: 'manifest' | 'blob'): void;
+  miss(upstream: string, kind: 'manifest' | 'blob'): void;
+  bytes(upstream: string, n: number): void;
+  stale(upstream: string): void;
+}
+
+const NO_OBSERVER: CacheObserver = { hit: () => undefined, miss: () => undefined, bytes: () => undefined, stale: () => undefined };
+
+const MANIFEST_ACCEPT = [
+  'application/vnd.oci.image.index.v1+json', 'application/vnd.oci.image.manifest.v1+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json', 'application/vnd.docker.distribution.manifest.v2+json',
+].join(', ');
+
+/** How long a finished blob fill stays joinable. */
+const FILL_LINGER_MS = 5000;
+
+const MISS: Notes = { 'Berth-Cache': 'miss' };
+const HIT: Notes = { 'Berth-Cache': 'hit' };
+
+export interface CacheDeps {
+  local: ContentReader;
+  routes: UpstreamRoutes;
+  store: MetadataStore;
+  blobs: BlobStore;
+  driver: StorageDriver;
+  maxManifestBytes: number;
+  log: Logger;
+  observer?: CacheObserver;
+}
+
+export class PullThroughCache implements ContentReader {
+  private readonly manifestFlights = new Map<string, Promise<Manifest>>();
+  private readonly headFlights = new Map<string, Promise<string | undefined>>();
+  private readonly fills = new Map<string, BlobFill>();
+  /** When each cached tag was last found current upstream (`name:tag`); a restart checks again. */
+  private readonly checkedAt = new Map<string, number>();
+  private readonly local: ContentReader;
+  private readonly observer: CacheObserver;
+
+  constructor(private readonly deps: CacheDeps) {
+    this.local = deps.local;
+    this.observer = deps.observer ?? NO_OBSERVER;
+  }
+
+  async manifest(name: string, reference: string): Promise<Manifest & { notes?: Notes }> {
+    const route = this.deps.routes.route(name);
+    if (!route) return this.local.manifest(name, reference);
+    const url = route.upstream.url;
+    if (looksLikeDigest(reference)) {
+      if (await this.deps.store.revision(name, parseDigest(reference))) {
+        this.observer.hit(url, 'manifest');
+        return { ...(await this.local.manifest(name, reference)), notes: HIT };
+      }
+      return this.fetchManifest(route, name, reference);
+    }
+    if (!isTag(reference)) return this.local.manifest(name, reference);
+    const cached = await this.deps.store.tag(name, reference);
+    if (!cached) return this.fetchManifest(route, name, reference);
+    const key = `${name}:${reference}`;
+    const checked = this.checkedAt.get(key);
+    if (checked !== undefined && Date.now() - checked < route.upstream.config.tagTtlMs) {
+      this.observer.hit(url, 'manifest');
+      return { ...(await this.local.manifest(name, reference)), notes: HIT };
+    }
+    try {
+      const current = await this.headManifest(route, name, reference);
+      if (current === cached.toString()) {
+        this.checkedAt.set(key, Date.now());
+        this.observer.hit(url, 'manifest');
+        return { ...(await this.local.manifest(name, reference)), notes: HIT };
+      }
+      return { ...(await this.manifestFlight(route, name, reference)), notes: MISS };
+    } catch (err) {
+      if (!(err instanceof UpstreamFailure && err.transient)) throw clientError(err, 'manifest', reference);
+      return { ...(await this.local.manifest(name, reference)), notes: this.servedStale(route, name, err, `tag ${reference}`) };
+    }
+  }
+
+  async blobStat(name: string, digest: Digest): Promise<BlobDescriptor & { notes?: Notes }> {
+    const route = this.deps.routes.route(name);
+    if (!route) return this.local.blobStat(name, digest);
+    if (await this.linkStored(name, digest)) return { ...(await this.local.blobStat(name, digest)), notes: HIT };
+    const fill = this.fills.get(digest.toString());
+    if (fill) return { digest, size: await fill.ready.catch((err) => { throw clientError(err, 'blob', digest.toString()); }), notes: MISS };
+    // answered from the upstream, so that a cache in front of this one finds the blob too
+    const answer = await route.upstream.request('HEAD', route.remote, `blobs/${digest}`, 'blob-head')
+      .catch((err) => { throw clientError(err, 'blob', digest.toString()); });
+    if (answer.res.status !== 200) throw clientError(await route.upstream.failure(answer, `blob ${digest}`), 'blob', digest.toString());
+    answer.release();
+    return { digest, size: Number(answer.res.headers.get('content-length') ?? -1), notes: MISS };
+  }
+
+  async blob(name: string, digest: Digest): Promise<BlobBody> {
+    const route = this.deps.routes.route(name);
+    if (!route) return this.local.blob(name, digest);
+    if (await this.linkStored(name, digest)) {
+      this.observer.hit(route.upstream.url, 'blob');
+      return { ...(await this.local.blob(name, digest)), notes: HIT };
+    }
+    const key = digest.toString();
+    let fill = this.fills.get(key);
+    if (!fill) {
+      this.observer.miss(route.upstream.url, 'blob');
+      const created = new BlobFill(this.deps.driver, this.deps.store, name, digest, route.upstream.url, async () => {
+        const answer = await route.upstream.request('GET', route.remote, `blobs/${digest}`, 'blob');
+        if (answer.res.status !== 200) throw await route.upstream.failure(answer, `blob ${digest}`);
+        return { body: answer.res.body, size: Number(answer.res.headers.get('content-length') ?? -1), release: answer.release };
+      }, (n) => this.observer.bytes(route.upstream.url, n));
+      fill = created;
+      this.fills.set(key, created);
+      const forget = () => { if (this.fills.get(key) === created) this.fills.delete(key); };
+      created.done.then(() => {
+        this.deps.log.info({ repository: name, digest: key, upstream: route.upstream.url }, 'blob cached from upstream');
+        // kept a little after the commit, so that a request that just missed it joins rather than fetching again
+        setTimeout(forget, FILL_LINGER_MS).unref();
+      }, (err: Error) => {
+        forget();
+        this.deps.log.warn({ repository: name, digest: key, upstream: route.upstream.url, reason: err.message }, 'blob not cached');
+      });
+    } else {
+      this.observer.hit(route.upstream.url, 'blob');
+    }
+    const size = await fill.ready.catch((err) => { throw clientError(err, 'blob', key); });
+    if (fill.name !== name) fill.done.then(() => this.deps.store.mountBlob(name, digest)).catch(() => undefined);
+    const active = fill;
+    return {
+      digest, size, ranges: false, notes: MISS,
+      send: (dest) => active.sendTo(dest).catch((err) => { throw clientError(err, 'blob', key); }),
+    };
+  }
+
+  async tags(name: string): Promise<{ tags: string[]; notes?: Notes }> {
+    const route = this.deps.routes.route(name);
+    if (!route) return this.local.tags(name);
+    try {
+      const answer = await route.upstream.request('GET', route.remote, 'tags/list', 'tags');
+      if (answer.res.status !== 200) throw await route.upstream.failure(answer, `the tags of ${route.remote}`);
+      try {
+        const body = await answer.res.json() as { tags?: unknown };
+        const tags = Array.isArray(body.tags) ? body.tags.filter((t): t is string => typeof t === 'string' && isTag(t)).sort() : [];
+        return { tags, notes: MISS };
+      } catch {
+        throw new UpstreamFailure(route.upstream.url, `answered the tags of ${route.remote} with something other than a tag list`, 502);
+      } finally {
+        answer.release();
+      }
+    } catch (err) {
+      if (!(err instanceof UpstreamFailure)) throw err;
+      if (err.status === 404) throw new RegistryError('NAME_UNKNOWN', `repository ${route.remote} is not known to ${route.upstream.url}`, { name });
+      if (!err.transient) throw clientError(err, 'repository', name);
+      const { tags } = await this.local.tags(name).catch(() => { throw clientError(err, 'repository', name); });
+      return { tags, notes: this.servedStale(route, name, err, 'tag list') };
+    }
+  }
+
+  /** Whether the blob is linked into `name` and stored; stored content another mirror fetched is linked here. */
+  private async linkStored(name: string, digest: Digest): Promise<boolean> {
+    if (await this.deps.blobs.present(name, digest)) return true;
+    return this.deps.store.mountBlob(name, digest);
+  }
+
+  private servedStale(route: Route, name: string, err: UpstreamFailure, what: string): Notes {
+    this.observer.stale(route.upstream.url);
+    this.deps.log.warn({ repository: name, upstream: route.upstream.url, reason: err.message }, `upstream failed: serving the cached ${what}`);
+    return { 'Berth-Cache': 'stale', 'Berth-Cache-Reason': err.message.slice(0, 300) };
+  }
+
+  /** The digest the upstream's tag points at now (undefined when it does not say). */
+  private headManifest(route: Route, name: string, tag: string): Promise<string | undefined> {
+    const key = `${name}:${tag}`;
+    let flight = this.headFlights.get(key);
+    if (!flight) {
+      flight = (async () => {
+        const answer = await route.upstream.request('HEAD', route.remote, `manifests/${tag}`, 'manifest-head', { Accept: MANIFEST_ACCEPT });
+        if (answer.res.status !== 200) throw await route.upstream.failure(answer, `manifest ${route.remote}:${tag}`);
+        answer.release();
+        return answer.res.headers.get('docker-content-digest') ?? undefined;
+      })().finally(() => this.headFlights.delete(key));
+      this.headFlights.set(key, flight);
+    }
+    return flight;
+  }
+
+  private async fetchManifest(route: Route, name: string, reference: string): Promise<Manifest & { notes?: Notes }> {
+    try {
+      return { ...(await this.manifestFlight(route, name, reference)), notes: MISS };
+    } catch (err) {
+      throw clientError(err, 'manifest', reference);
+    }
+  }
+
+  /** One download of a manifest at a time; failures are UpstreamFailure. */
+  private manifestFlight(route: Route, name: string, reference: string): Promise<Manifest> {
+    const key = `${name}@${reference}`;
+    let flight = this.manifestFlights.get(key);
+    if (!flight) {
+      this.observer.miss(route.upstream.url, 'manifest');
+      flight = this.download(route, name, reference).finally(() => this.manifestFlights.delete(key));
+      this.manifestFlights.set(key, flight);
+    }
+    return flight;
+  }
+
+  private async download(route: Route, name: string, reference: string): Promise<Manifest> {
+    const { upstream, remote } = route;
+    const answer = await upstream.request('GET', remote, `manifests/${reference}`, 'manifest', { Accept: MANIFEST_ACCEPT });
+    let content: Buffer;
+    try {
+      if (answer.res.status !== 200) throw await upstream.failure(answer, `manifest ${remote}:${reference}`);
+      content = await readLimited(answer.res, this.deps.maxManifestBytes, upstream.url);
+    } finally {
+      answer.release();
+    }
+    const expected = looksLikeDigest(reference) ? parseDigest(reference) : undefined;
+    const algorithm = expected?.algorithm ?? 'sha256';
+    const digest = new Digest(algorithm, createHash(algorithm).update(content).digest('hex'));
+    const announced = answer.res.headers.get('docker-content-digest');
+    if ((expected && expected.hex !== digest.hex) || (!expected && announced?.startsWith('sha256:') && announced !== digest.toString())) {
+      throw new UpstreamFailure(upstream.url, `sent manifest bytes whose digest is ${digest}, not ${expected ?? announced}: not kept`, 502);
+    }
+    let parsed;
+    try {
+      parsed = parseManifest(content, answer.res.headers.get('content-type') ?? undefined);
+    } catch (err) {
+      throw new UpstreamFailure(upstream.url, `sent a manifest for ${remote}:${reference} that Berth cannot store: ${(err as Error).message}`, 502);
+    }
+    const tag = expected ? undefined : reference;
+    await this.deps.store.putManifest(name, {
+      digest, mediaType: parsed.mediaType, content, blobs: parsed.blobs, children: parsed.manifests,
+      subject: parsed.subject ? parseDigest(parsed.subject.digest) : undefined, deferReferences: true,
+    }, tag);
+    if (tag) this.checkedAt.set(`${name}:${tag}`, Date.now());
+    this.deps.log.info({ repository: name, reference, digest: digest.toString(), upstream: upstream.url }, 'manifest cached from upstream');
+    return { digest, mediaType: parsed.mediaType, content };
+  }
+}
+
+async function readLimited(res: Response, limit: number, upstream: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  try {
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      total += chunk.byteLength;
+      if (total > limit) throw new UpstreamFailure(upstream, `sent a manifest over the ${limit}-byte limit`, 502);
+      chunks.push(Buffer.from(chunk));
+    }
+  } catch (err) {
+    if (err instanceof UpstreamFailure) throw err;
+    throw new UpstreamFailure(upstream, `stopped sending a manifest: ${(err as Error).message}`);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** An upstream's failure as the error a client gets: the upstream, and what it answered. */
+export function clientError(err: unknown, kind: 'manifest' | 'blob' | 'repository', what: string): unknown {
+  if (!(err instanceof UpstreamFailure)) return err;
+  const detail = { upstream: err.upstream, status: err.status };
+  switch (err.status) {
+    case 404:
+      if (kind === 'manifest') return new RegistryError('MANIFEST_UNKNOWN', `manifest unknown: ${what} (${err.message})`, detail);
+      if (kind === 'blob') return new RegistryError('BLOB_UNKNOWN', `blob unknown: ${what} (${err.message})`, detail);
+      return new RegistryError('NAME_UNKNOWN', `repository unknown: ${what} (${err.message})`, detail);
+    case 401:
+    case 403:
+      return new RegistryError('DENIED', `${err.message}: check the proxy credentials for this upstream`, detail);
+    case 429: {
+      const error = new RegistryError('TOOMANYREQUESTS', err.message, detail);
+      return err.retryAfter ? error.withHeaders({ 'Retry-After': err.retryAfter }) : error;
+    }
+    case undefined:
+      return new RegistryError('UNAVAILABLE', err.message, detail, 503);
+    default:
+      return new RegistryError('UNAVAILABLE', err.message, detail, 502);
+  }
+}

@@ -1,0 +1,203 @@
+// One upstream registry, as a client: requests with its authentication (none, Basic, or the
+// Bearer token flow: challenge → token endpoint with service and scope → retry, tokens cached
+// until they expire), within its limits (requests in flight, requests per second), and with a
+// timeout on the answer's headers. Credentials never appear in errors or logs.
+import type { UpstreamConfig } from '../config/load.js';
+
+/** Why an upstream gave no usable answer: unreachable, timed out, or what it answered. */
+export class UpstreamFailure extends Error {
+  constructor(readonly upstream: string, readonly reason: string, readonly status?: number, readonly retryAfter?: string) {
+    super(`upstream ${upstream} ${reason}`);
+    this.name = 'UpstreamFailure';
+  }
+
+  /** Failures a cached copy stands in for: unreachable, timed out, 429, 5xx. */
+  get transient(): boolean {
+    return this.status === undefined || this.status === 429 || this.status >= 500;
+  }
+}
+
+export interface UpstreamObserver {
+  request(upstream: string, kind: string, status: number | 'error', seconds: number): void;
+}
+
+interface Challenge {
+  scheme: 'basic' | 'bearer';
+  params: Record<string, string>;
+}
+
+/** Caps requests in flight and requests started per second. */
+class Limiter {
+  private active = 0;
+  private readonly queue: (() => void)[] = [];
+  private readonly starts: number[] = [];
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly maxConcurrent: number, private readonly maxRps: number) {}
+
+  acquire(): Promise<() => void> {
+    return new Promise((resolve) => {
+      this.queue.push(() => {
+        this.active++;
+        let released = false;
+        resolve(() => {
+          if (released) return;
+          released = true;
+          this.active--;
+          this.pump();
+        });
+      });
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    const now = Date.now();
+    while (this.starts.length > 0 && now - this.starts[0]! >= 1000) this.starts.shift();
+    while (this.queue.length > 0 && this.active < this.maxConcurrent && this.starts.length < this.maxRps) {
+      this.starts.push(now);
+      this.queue.shift()!();
+    }
+    if (this.queue.length > 0 && this.active < this.maxConcurrent && !this.timer) {
+      this.timer = setTimeout(() => { this.timer = undefined; this.pump(); }, 1000 - (now - this.starts[0]!)).unref();
+    }
+  }
+}
+
+/** A response whose body the caller reads, then calls `release` (the in-flight slot is held until then). */
+export interface UpstreamResponse {
+  res: Response;
+  release(): void;
+}
+
+const TOKEN_MARGIN_MS = 10_000;
+
+export class Upstream {
+  private readonly limiter: Limiter;
+  private readonly tokens = new Map<string, { token: string; expires: number }>();
+  /** How the upstream last asked to be authenticated; reused so that later requests skip the 401. */
+  private challenge: Challenge | undefined;
+
+  constructor(readonly config: UpstreamConfig, private readonly observer?: UpstreamObserver) {
+    this.limiter = new Limiter(config.maxConcurrent, config.maxRps);
+  }
+
+  get url(): string {
+    return this.config.remoteUrl;
+  }
+
+  /** `method` on `/v2/<remote>/<path>`; throws UpstreamFailure when unreachable or timed out. */
+  async request(method: 'GET' | 'HEAD', remote: string, path: string, kind: string, headers: Record<string, string> = {}): Promise<UpstreamResponse> {
+    const release = await this.limiter.acquire();
+    const started = process.hrtime.bigint();
+    const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
+    try {
+      const scope = `repository:${remote}:pull`;
+      const url = `${this.url}/v2/${remote}/${path}`;
+      let res = await this.send(method, url, headers, await this.authorization(scope));
+      if (res.status === 401) {
+        const challenge = parseChallenge(res.headers.get('www-authenticate'));
+        await res.body?.cancel().catch(() => undefined);
+        if (challenge) {
+          this.challenge = challenge;
+          this.tokens.delete(scope);
+          const auth = await this.authorization(scope);
+          if (auth) res = await this.send(method, url, headers, auth);
+        }
+      }
+      this.observer?.request(this.url, kind, res.status, seconds());
+      return { res, release };
+    } catch (err) {
+      release();
+      this.observer?.request(this.url, kind, 'error', seconds());
+      if (err instanceof UpstreamFailure) throw err;
+      throw this.unreachable(err);
+    }
+  }
+
+  /** The upstream's answer as a failure (after its body is dropped). */
+  async failure(response: UpstreamResponse, what: string): Promise<UpstreamFailure> {
+    const { res } = response;
+    let detail = '';
+    try {
+      const body = JSON.parse(await res.text()) as { errors?: { code?: string; message?: string }[] };
+      const first = body.errors?.[0];
+      if (first) detail = `: ${first.code ?? ''}${first.message ? ` ${first.message}` : ''}`.slice(0, 300);
+    } catch { /* not an OCI error body */ }
+    response.release();
+    return new UpstreamFailure(this.url, `answered ${res.status} for ${what}${detail}`, res.status, res.headers.get('retry-after') ?? undefined);
+  }
+
+  private async send(method: string, url: string, headers: Record<string, string>, authorization: string | undefined): Promise<Response> {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), this.config.timeoutMs);
+    try {
+      return await fetch(url, {
+        method, headers: authorization ? { ...headers, Authorization: authorization } : headers,
+        signal: controller.signal, redirect: 'follow',
+      });
+    } catch (err) {
+      if (controller.signal.aborted) throw new UpstreamFailure(this.url, `did not answer within ${this.config.timeoutMs / 1000} s`);
+      throw err;
+    } finally {
+      clearTimeout(timer); // the body, once headers are in, is bounded by undici's body timeout
+    }
+  }
+
+  private async authorization(scope: string): Promise<string | undefined> {
+    const { username, password } = this.config;
+    const challenge = this.challenge;
+    if (!challenge) return undefined;
+    if (challenge.scheme === 'basic') {
+      return username ? `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}` : undefined;
+    }
+    const cached = this.tokens.get(scope);
+    if (cached && cached.expires > Date.now()) return `Bearer ${cached.token}`;
+    const realm = challenge.params.realm;
+    if (!realm) throw new UpstreamFailure(this.url, 'asked for a Bearer token without naming a realm');
+    const tokenUrl = new URL(realm);
+    if (challenge.params.service) tokenUrl.searchParams.set('service', challenge.params.service);
+    tokenUrl.searchParams.set('scope', scope);
+    const headers: Record<string, string> = {};
+    if (username) headers.Authorization = `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
+    let res: Response;
+    try {
+      res = await this.send('GET', tokenUrl.toString(), headers, undefined);
+    } catch (err) {
+      if (err instanceof UpstreamFailure) throw err;
+      throw this.unreachable(err, `its token endpoint ${tokenUrl.origin}${tokenUrl.pathname}`);
+    }
+    if (res.status !== 200) {
+      await res.body?.cancel().catch(() => undefined);
+      throw new UpstreamFailure(this.url, `token endpoint ${tokenUrl.origin}${tokenUrl.pathname} answered ${res.status}${username ? ` for user ${username}` : ' (anonymous)'}`,
+        res.status === 401 || res.status === 403 ? 401 : res.status);
+    }
+    const body = await res.json().catch(() => ({})) as { token?: string; access_token?: string; expires_in?: number; issued_at?: string };
+    const token = body.token ?? body.access_token;
+    if (!token) throw new UpstreamFailure(this.url, 'token endpoint answered without a token');
+    const issued = body.issued_at ? Date.parse(body.issued_at) : Date.now();
+    const lifetime = (body.expires_in && body.expires_in > 0 ? body.expires_in : 60) * 1000;
+    const expires = Math.min(Date.now(), Number.isNaN(issued) ? Date.now() : issued) + lifetime - Math.min(TOKEN_MARGIN_MS, lifetime / 2);
+    if (this.tokens.size > 10_000) this.tokens.clear();
+    this.tokens.set(scope, { token, expires });
+    return `Bearer ${token}`;
+  }
+
+  private unreachable(err: unknown, what = ''): UpstreamFailure {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    const why = cause?.code ?? cause?.message ?? (err as Error).message;
+    return new UpstreamFailure(this.url, `${what ? `(${what}) ` : ''}could not be reached: ${why}`);
+  }
+}
+
+/** `Bearer realm="…",service="…"` or `Basic realm="…"`. */
+export function parseChallenge(header: string | null): Challenge | undefined {
+  if (!header) return undefined;
+  const match = /^\s*(\w+)\s*(.*)$/.exec(header);
+  if (!match) return undefined;
+  const scheme = match[1]!.toLowerCase();
+  if (scheme !== 'basic' && scheme !== 'bearer') return undefined;
+  const params: Record<string, string> = {};
+  for (const p of match[2]!.matchAll(/(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))/g)) params[p[1]!.toLowerCase()] = p[2] ?? p[3] ?? '';
+  return { scheme, params };
+}
