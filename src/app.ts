@@ -28,6 +28,7 @@ import { UploadService } from './registry/uploads.js';
 import { UsageIndex } from './registry/usage.js';
 import { LocalContent, OPEN_POLICY, type ContentReader, type RepositoryPolicy } from './registry/content.js';
 import { registerMaintenanceMetrics } from './ops/maintenance-metrics.js';
+import { registerProxyMetrics } from './ops/proxy-metrics.js';
 import type { StorageDriver } from './storage/driver.js';
 import { PullThroughCache, type CacheObserver } from './proxy/cache.js';
 import { UpstreamRoutes } from './proxy/routes.js';
@@ -185,6 +186,7 @@ export function createApp(config: Config, log: Logger, driver?: StorageDriver): 
   const storage = metrics ? instrumentDriver(baseDriver, metrics) : baseDriver;
   const services = createServices(config, storage, {
     log,
+    proxyMetrics: metrics && config.proxy.upstreams.length > 0 ? registerProxyMetrics(metrics.registry) : undefined,
     onUnreadable: (name, digest, reason) => {
       maintenanceMetrics?.unreadable.inc();
       log.warn({ repository: name, digest: digest.toString(), reason }, 'stored manifest cannot be read: everything it might reference is kept');

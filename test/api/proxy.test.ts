@@ -205,6 +205,18 @@ describe('pull-through cache', { skip }, () => {
       await ref.start();
     }
   });
+
+  it('counts hits, misses, bytes, upstream requests and stale serves in /metrics', async () => {
+    const text = await (await fetch(`${cache.url}/metrics`)).text();
+    const value = (pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? NaN);
+    const upstream = ref.url.replace(/[.]/g, '\\.');
+    assert.ok(value(new RegExp(`berth_proxy_lookups_total\\{upstream="${upstream}",kind="blob",result="hit"\\} (\\d+)`)) > 0, text);
+    assert.ok(value(new RegExp(`berth_proxy_lookups_total\\{upstream="${upstream}",kind="manifest",result="miss"\\} (\\d+)`)) > 0);
+    assert.ok(value(new RegExp(`berth_proxy_upstream_bytes_total\\{upstream="${upstream}"\\} (\\d+)`)) >= 32 << 20);
+    assert.ok(value(new RegExp(`berth_proxy_stale_served_total\\{upstream="${upstream}"\\} (\\d+)`)) >= 2);
+    assert.ok(value(new RegExp(`berth_proxy_upstream_errors_total\\{upstream="${upstream}",kind="manifest-head"\\} (\\d+)`)) >= 1);
+    assert.match(text, /berth_proxy_upstream_request_seconds_count\{upstream="[^"]+",kind="blob",status="200"\} \d+/);
+  });
 });
 
 function sha256ToDigest(text: string) {

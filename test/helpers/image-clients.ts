@@ -37,11 +37,12 @@ const stopAtExit = new Map<string, () => void>();
  * Starts a private dockerd in `dir`/dockerd and prepares podman/buildah/skopeo configuration in
  * `dir`/containers. Keep `dir` short (a tempDir): the daemon's socket lives in it.
  */
-export async function clientEnvs(dir: string): Promise<ClientEnvs> {
+export async function clientEnvs(dir: string, options: { registryMirror?: string } = {}): Promise<ClientEnvs> {
   const dockerDir = join(dir, 'dockerd');
   // stopped at exit too, should the suite's after hook not get to it
   stopAtExit.set(dir, atExit(() => { execFileSync('bash', [DOCKERD, 'stop', dockerDir], { stdio: 'ignore' }); }));
-  const docker = parseExports(await run('bash', [DOCKERD, 'start', dockerDir]));
+  const docker = parseExports(await run('bash', [DOCKERD, 'start', dockerDir],
+    options.registryMirror ? { DOCKERD_REGISTRY_MIRROR: options.registryMirror } : {}));
   const containers = parseExports(await run('bash', [join(SUPPORT, 'containers-env.sh'), join(dir, 'containers')]));
   return { docker, containers };
 }

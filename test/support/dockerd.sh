@@ -11,6 +11,7 @@
 # `docker push 127.0.0.1:PORT/x` needs no configuration. Containers have no bridge network:
 # `docker run --network none|host`, and `docker build --network host`.
 # DIR must be short: the daemon's unix socket lives in it (sun_path holds 108 bytes).
+# DOCKERD_REGISTRY_MIRROR=URL: the daemon pulls Docker Hub images through that mirror (registry-mirrors).
 set -euo pipefail
 
 die() { echo "dockerd.sh: $*" >&2; exit 1; }
@@ -52,7 +53,13 @@ done
 
 mkdir -p "$DIR/data" "$DIR/exec" "$DIR/client"
 [[ -s $DIR/client/config.json ]] || echo '{"auths":{}}' >"$DIR/client/config.json"
-echo '{}' >"$DIR/daemon.json"   # never read /etc/docker/daemon.json
+# never read /etc/docker/daemon.json
+if [[ -n ${DOCKERD_REGISTRY_MIRROR:-} ]]; then
+  [[ $DOCKERD_REGISTRY_MIRROR =~ ^https?://[A-Za-z0-9.:-]+/?$ ]] || die "bad DOCKERD_REGISTRY_MIRROR $DOCKERD_REGISTRY_MIRROR"
+  echo "{\"registry-mirrors\": [\"$DOCKERD_REGISTRY_MIRROR\"]}" >"$DIR/daemon.json"
+else
+  echo '{}' >"$DIR/daemon.json"
+fi
 rm -f "$SOCK"
 # setsid: the daemon gets its own session and is stopped by its pid only
 setsid dockerd --config-file "$DIR/daemon.json" --data-root "$DIR/data" --exec-root "$DIR/exec" \
