@@ -62,6 +62,8 @@ export interface Services {
   content: ContentReader;
   /** Which stored repository a request names, and what may be done there. */
   policy: RepositoryPolicy;
+  /** The pull-through cache, when proxy upstreams are configured. */
+  cache?: PullThroughCache;
 }
 
 export function createDriver(config: Config): StorageDriver {
@@ -100,16 +102,17 @@ export function createServices(config: Config, driver: StorageDriver = createDri
   });
   const local = new LocalContent(blobs, manifests, tags);
   let content: ContentReader = local;
+  let cache: PullThroughCache | undefined;
   let policy: RepositoryPolicy = OPEN_POLICY;
   if (config.proxy.upstreams.length > 0) {
     const routes = new UpstreamRoutes(config.proxy.upstreams.map((u) => new Upstream(u, hooks.proxyMetrics)));
-    content = new PullThroughCache({
-      local, routes, store, blobs, driver, maxManifestBytes: MAX_MANIFEST_BYTES, log: log ?? silentLog, observer: hooks.proxyMetrics,
+    content = cache = new PullThroughCache({
+      local, routes, store, blobs, driver, maxManifestBytes: MAX_MANIFEST_BYTES, repositories: () => catalog.list(), log: log ?? silentLog, observer: hooks.proxyMetrics,
     });
     policy = routes;
   }
   return {
-    driver, store, blobs, uploads, tags, manifests, catalog, collector, content, policy,
+    driver, store, blobs, uploads, tags, manifests, catalog, collector, content, policy, cache,
     referrers: new ReferrersService(store, manifests, hooks.onUnreadable),
     usage: new UsageIndex(store, driver),
     openUploads: new UploadFiguresCache(driver, uploads),
@@ -222,6 +225,15 @@ export function createApp(config: Config, log: Logger, driver?: StorageDriver): 
         timers.push(setInterval(purge, purging.intervalMs).unref());
       }
       health?.start();
+      const cache = services.cache;
+      if (cache && !config.storage.readOnly) {
+        const upstreams = config.proxy.upstreams;
+        log.info({ upstreams: upstreams.map((u) => ({ prefix: u.prefix ? `${u.prefix}/` : '(default)', remoteurl: u.remoteUrl,
+          auth: u.username ? 'credentials' : 'anonymous', ttl: u.ttlMs / 1000, tagttl: u.tagTtlMs / 1000 })) }, 'pull-through cache');
+        const every = Math.max(1000, Math.min(3_600_000, Math.min(...upstreams.map((u) => u.ttlMs)) / 4));
+        const expire = () => cache.expire().catch((err) => log.error({ err }, 'expiry of cached tags failed'));
+        timers.push(setInterval(expire, every).unref());
+      }
       await notifier.start();
       if (!config.storage.readOnly) await lease.start();
       services.usage.ready().catch((err) => log.error({ err }, 'usage index could not be built'));

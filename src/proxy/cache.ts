@@ -50,6 +50,8 @@ export interface CacheDeps {
   blobs: BlobStore;
   driver: StorageDriver;
   maxManifestBytes: number;
+  /** Every stored repository (the catalog). */
+  repositories: () => Promise<string[]>;
   log: Logger;
   observer?: CacheObserver;
 }
@@ -60,6 +62,8 @@ export class PullThroughCache implements ContentReader {
   private readonly fills = new Map<string, BlobFill>();
   /** When each cached tag was last found current upstream (`name:tag`); a restart checks again. */
   private readonly checkedAt = new Map<string, number>();
+  /** When this process last recorded a pull of each cached tag. */
+  private readonly touchedAt = new Map<string, number>();
   private readonly local: ContentReader;
   private readonly observer: CacheObserver;
 
@@ -80,6 +84,7 @@ export class PullThroughCache implements ContentReader {
       return this.fetchManifest(route, name, reference);
     }
     if (!isTag(reference)) return this.local.manifest(name, reference);
+    this.pulled(route, name, reference);
     const cached = await this.deps.store.tag(name, reference);
     if (!cached) return this.fetchManifest(route, name, reference);
     const key = `${name}:${reference}`;
@@ -177,6 +182,42 @@ export class PullThroughCache implements ContentReader {
       const { tags } = await this.local.tags(name).catch(() => { throw clientError(err, 'repository', name); });
       return { tags, notes: this.servedStale(route, name, err, 'tag list') };
     }
+  }
+
+  /**
+   * Drops the tags of cached repositories not pulled within their upstream's ttl (measured from
+   * the tag's last pull, or from when it was fetched); what they alone referenced is then
+   * collectable (storage.maintenance.gc with deleteuntagged). Returns how many tags went.
+   */
+  async expire(now = Date.now()): Promise<number> {
+    let dropped = 0;
+    for (const name of await this.deps.repositories()) {
+      const route = this.deps.routes.route(name);
+      if (!route) continue;
+      const tags = await this.deps.store.tags(name).catch(() => [] as string[]);
+      for (const tag of tags) {
+        const used = await this.deps.store.tagUsedAt(name, tag);
+        if (used === undefined || now - used <= route.upstream.config.ttlMs) continue;
+        if (await this.deps.store.deleteTag(name, tag)) {
+          dropped++;
+          this.checkedAt.delete(`${name}:${tag}`);
+          this.deps.log.info({ repository: name, tag, upstream: route.upstream.url }, 'cached tag expired: not pulled within the ttl');
+        }
+      }
+    }
+    return dropped;
+  }
+
+  /** Records a pull of a cached tag (at most every tenth of the ttl, and at most once a minute). */
+  private pulled(route: Route, name: string, tag: string): void {
+    const key = `${name}:${tag}`;
+    const now = Date.now();
+    const last = this.touchedAt.get(key) ?? 0;
+    if (now - last < Math.min(60_000, route.upstream.config.ttlMs / 10)) return;
+    if (this.touchedAt.size > 100_000) this.touchedAt.clear();
+    this.touchedAt.set(key, now);
+    // a tag fetched by this pull is written with the current time anyway
+    void this.deps.store.touchTag(name, tag).catch(() => undefined);
   }
 
   /** Whether the blob is linked into `name` and stored; stored content another mirror fetched is linked here. */

@@ -48,6 +48,19 @@ export class LinkMetadataStore implements MetadataStore {
     return readLink(this.driver, paths.tagCurrentLink(name, tag));
   }
 
+  async tagUsedAt(name: string, tag: string): Promise<number | undefined> {
+    try {
+      return (await this.driver.stat(paths.tagCurrentLink(name, tag))).modTime.getTime();
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  touchTag(name: string, tag: string): Promise<void> {
+    return this.driver.touch(paths.tagCurrentLink(name, tag));
+  }
+
   async tags(name: string): Promise<string[]> {
     const names = await listOrUndefined(this.driver, paths.tagsRoot(name));
     if (names === undefined) {

@@ -50,6 +50,8 @@ export interface MetadataStore {
   referrers(name: string, subject: Digest): Promise<Digest[]>;
   /** Every repository holding manifests, sorted. */
   repositories(): Promise<string[]>;
+  /** When a tag was last written or pulled through a cache (touchTag); undefined when there is no such tag. */
+  tagUsedAt(name: string, tag: string): Promise<number | undefined>;
   /** Content size when stored, whatever links it. */
   blobStat(digest: Digest): Promise<{ size: number; lastUsed: number } | undefined>;
 
@@ -61,6 +63,8 @@ export interface MetadataStore {
   unlinkBlob(name: string, digest: Digest): Promise<boolean>;
   /** Records that content is in use (HEAD, GET): it is then kept for the grace period. */
   touchBlob(digest: Digest): void;
+  /** Records that a cached tag was pulled: its expiry is measured from now. */
+  touchTag(name: string, tag: string): Promise<void>;
   /** Stores a manifest, its revision, referrers entry and tag; returns what was missing (nothing written then). */
   putManifest(name: string, record: ManifestRecord, tag?: string): Promise<MissingReference[]>;
   /** Removes a revision and every tag pointing at it; false when it was not present. */

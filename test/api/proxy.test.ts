@@ -206,6 +206,46 @@ describe('pull-through cache', { skip }, () => {
     }
   });
 
+  it('expires cached tags not pulled within the ttl; collection then frees what they held; a pull fetches them again', async () => {
+    const short = await startRegistry({ overrides: {
+      proxy: { upstreams: [{ prefix: 'tiny', remoteurl: tiny.url, ttl: '1h' }] },
+      'storage.maintenance.gc.deleteuntagged': true, 'storage.maintenance.gc.grace': '0s',
+    } });
+    try {
+      const image = { manifest: tinyManifest, digest: sha256(tinyManifest), config: sha256(tinyConfig), layers: [sha256(tinyLayer)] };
+      await pull('tiny/x', image); // through the shared cache: a warm-up only
+      const cache2 = short;
+      const res = await fetch(`${cache2.url}/v2/tiny/x/manifests/v1`);
+      assert.equal(res.status, 200);
+      for (const d of [image.config, ...image.layers]) await (await fetch(`${cache2.url}/v2/tiny/x/blobs/${d}`)).arrayBuffer();
+      const cached = short.app.services.cache!;
+      assert.equal(await cached.expire(), 0); // pulled just now
+      assert.equal(await cached.expire(Date.now() + 2 * 3_600_000), 1); // two hours on: past the ttl
+      await short.app.services.collector.run();
+      assert.equal(await short.app.services.store.blobStat(sha256ToDigest(image.layers[0]!)), undefined);
+      const again = await fetch(`${cache2.url}/v2/tiny/x/manifests/v1`);
+      assert.equal(again.headers.get('berth-cache'), 'miss');
+    } finally {
+      await short.close();
+    }
+  });
+
+  it('caps requests in flight and per second toward an upstream', async () => {
+    const limited = await startRegistry({ overrides: { proxy: { upstreams: [{ prefix: 'tiny', remoteurl: tiny.url, maxconcurrent: 2, maxrps: 4 }] } } });
+    try {
+      tiny.delayMs = 100;
+      tiny.maxInFlight = 0;
+      const started = Date.now();
+      const heads = await Promise.all(Array.from({ length: 8 }, () => fetch(`${limited.url}/v2/tiny/y/blobs/${sha256(tinyLayer)}`, { method: 'HEAD' })));
+      assert.deepEqual(heads.map((h) => h.status), Array(8).fill(200));
+      assert.equal(tiny.maxInFlight, 2);
+      assert.ok(Date.now() - started >= 1000, 'eight requests at four a second take over a second');
+    } finally {
+      tiny.delayMs = 0;
+      await limited.close();
+    }
+  });
+
   it('counts hits, misses, bytes, upstream requests and stale serves in /metrics', async () => {
     const text = await (await fetch(`${cache.url}/metrics`)).text();
     const value = (pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? NaN);

@@ -99,6 +99,9 @@ export interface TinyUpstream {
   /** What the next requests get: served normally, 429, or (for blobs) bytes with one flipped. */
   mode: 'ok' | '429' | 'corrupt';
   requests: string[];
+  /** How long each answer is held back, and the most requests seen in flight at once. */
+  delayMs: number;
+  maxInFlight: number;
   close(): Promise<void>;
 }
 
@@ -107,9 +110,14 @@ export interface TinyUpstream {
  * `blobs/<digest>` to [content type, bytes]. Allowed by the test rules to answer 429 or to corrupt a blob.
  */
 export async function tinyUpstream(content: Map<string, [string, Buffer]>): Promise<TinyUpstream> {
-  const state: TinyUpstream = { url: '', host: '', mode: 'ok', requests: [], close: async () => undefined };
-  const server: Server = createServer((req, res) => {
+  const state: TinyUpstream = { url: '', host: '', mode: 'ok', requests: [], delayMs: 0, maxInFlight: 0, close: async () => undefined };
+  let inFlight = 0;
+  const server: Server = createServer(async (req, res) => {
     state.requests.push(`${req.method} ${req.url}`);
+    inFlight++;
+    state.maxInFlight = Math.max(state.maxInFlight, inFlight);
+    res.once('close', () => { inFlight--; });
+    if (state.delayMs) await new Promise((r) => setTimeout(r, state.delayMs));
     if (state.mode === '429') {
       res.writeHead(429, { 'Content-Type': 'application/json', 'Retry-After': '30' })
         .end('{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}');
