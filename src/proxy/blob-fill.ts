@@ -15,18 +15,26 @@ import { UpstreamFailure } from './upstream.js';
 
 /** What the upstream answered: its body, its announced size (-1: unknown), and the slot to release. */
 export interface UpstreamBody {
+  /** Held until the body is read: undici cancels the body of a Response that is garbage collected. */
+  response: Response;
   body: ReadableStream<Uint8Array> | null;
   size: number;
   release(): void;
 }
 
+/** Bytes from the upstream written to the file in one go. */
+const BATCH = 1 << 20;
+
 /** How far ahead of a reader the file must grow before the reader is woken (unless the fill ends). */
 const STEP = 1 << 20;
 
-type State = 'running' | 'committing' | 'committed' | 'failed';
+/** `verified`: every byte is in the temporary file and matched the digest; the commit (flush, rename) follows. */
+type State = 'running' | 'verified' | 'committed' | 'failed';
 
 export class BlobFill {
   private written = 0;
+  /** The upstream's answer while its body is read (see UpstreamBody.response). */
+  private response: Response | undefined;
   private state: State = 'running';
   private error: Error | undefined;
   private readonly waiters: { at: number; wake: () => void }[] = [];
@@ -52,9 +60,11 @@ export class BlobFill {
         throw err;
       }
       opened(answer.size);
+      this.response = answer.response;
       try {
         await this.fill(answer);
       } finally {
+        this.response = undefined;
         answer.release();
       }
     })().catch(async (err: Error) => {
@@ -77,6 +87,9 @@ export class BlobFill {
     const hash = createHash(this.digest.algorithm);
     try {
       if (body) {
+        // chunks are written in batches of about BATCH bytes (one writev), not one write each
+        let batched = 0;
+        sink.cork();
         for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
           const buffer = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
           hash.update(buffer);
@@ -86,8 +99,15 @@ export class BlobFill {
             this.written += buffer.length;
             this.wake();
           });
-          if (!more) await once(sink, 'drain');
+          batched += buffer.length;
+          if (batched >= BATCH || !more) {
+            batched = 0;
+            sink.uncork();
+            if (!more) await once(sink, 'drain');
+            sink.cork();
+          }
         }
+        sink.uncork();
       }
       await new Promise<void>((resolve, reject) => sink.end((err?: Error | null) => (err ? reject(err) : resolve())));
     } catch (err) {
@@ -102,7 +122,9 @@ export class BlobFill {
     if (actual !== this.digest.hex) {
       throw new UpstreamFailure(this.upstream, `sent bytes whose digest is ${this.digest.algorithm}:${actual}, not ${this.digest}: not kept`);
     }
-    this.state = 'committing';
+    // readers may send the last bytes now: the flush and rename of the commit need not delay them
+    this.state = 'verified';
+    this.wakeAll();
     await this.store.commitBlob(this.name, this.digest, this.temp);
     await this.driver.delete(paths.uploadDir(this.name, this.id));
     this.state = 'committed';
@@ -115,6 +137,7 @@ export class BlobFill {
     for (;;) {
       if (this.state === 'failed') throw this.error!;
       const committed = this.state === 'committed';
+      const complete = committed || this.state === 'verified';
       const available = this.written;
       if (pos < available) {
         try {
@@ -126,7 +149,7 @@ export class BlobFill {
         }
         continue;
       }
-      if (committed) return;
+      if (complete) return;
       await new Promise<void>((wake) => this.waiters.push({ at: pos + STEP, wake }));
     }
   }

@@ -135,7 +135,7 @@ export class PullThroughCache implements ContentReader {
       const created = new BlobFill(this.deps.driver, this.deps.store, name, digest, route.upstream.url, async () => {
         const answer = await route.upstream.request('GET', route.remote, `blobs/${digest}`, 'blob');
         if (answer.res.status !== 200) throw await route.upstream.failure(answer, `blob ${digest}`);
-        return { body: answer.res.body, size: Number(answer.res.headers.get('content-length') ?? -1), release: answer.release };
+        return { response: answer.res, body: answer.res.body, size: Number(answer.res.headers.get('content-length') ?? -1), release: answer.release };
       }, (n) => this.observer.bytes(route.upstream.url, n));
       fill = created;
       this.fills.set(key, created);
