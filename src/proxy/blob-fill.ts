@@ -15,9 +15,7 @@ import { UpstreamFailure } from './upstream.js';
 
 /** What the upstream answered: its body, its announced size (-1: unknown), and the slot to release. */
 export interface UpstreamBody {
-  /** Held until the body is read: undici cancels the body of a Response that is garbage collected. */
-  response: Response;
-  body: ReadableStream<Uint8Array> | null;
+  body: AsyncIterable<Uint8Array> | null;
   size: number;
   release(): void;
 }
@@ -33,8 +31,6 @@ type State = 'running' | 'verified' | 'committed' | 'failed';
 
 export class BlobFill {
   private written = 0;
-  /** The upstream's answer while its body is read (see UpstreamBody.response). */
-  private response: Response | undefined;
   private state: State = 'running';
   private error: Error | undefined;
   private readonly waiters: { at: number; wake: () => void }[] = [];
@@ -60,11 +56,9 @@ export class BlobFill {
         throw err;
       }
       opened(answer.size);
-      this.response = answer.response;
       try {
         await this.fill(answer);
       } finally {
-        this.response = undefined;
         answer.release();
       }
     })().catch(async (err: Error) => {
@@ -90,7 +84,7 @@ export class BlobFill {
         // chunks are written in batches of about BATCH bytes (one writev), not one write each
         let batched = 0;
         sink.cork();
-        for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+        for await (const chunk of body) {
           const buffer = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
           hash.update(buffer);
           this.onBytes(buffer.length);

@@ -133,9 +133,8 @@ export class PullThroughCache implements ContentReader {
     if (!fill) {
       this.observer.miss(route.upstream.url, 'blob');
       const created = new BlobFill(this.deps.driver, this.deps.store, name, digest, route.upstream.url, async () => {
-        const answer = await route.upstream.request('GET', route.remote, `blobs/${digest}`, 'blob');
-        if (answer.res.status !== 200) throw await route.upstream.failure(answer, `blob ${digest}`);
-        return { response: answer.res, body: answer.res.body, size: Number(answer.res.headers.get('content-length') ?? -1), release: answer.release };
+        const answer = await route.upstream.stream(route.remote, `blobs/${digest}`, 'blob');
+        return { body: answer.body, size: answer.size, release: answer.release };
       }, (n) => this.observer.bytes(route.upstream.url, n));
       fill = created;
       this.fills.set(key, created);

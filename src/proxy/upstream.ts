@@ -2,6 +2,8 @@
 // Bearer token flow: challenge → token endpoint with service and scope → retry, tokens cached
 // until they expire), within its limits (requests in flight, requests per second), and with a
 // timeout on the answer's headers. Credentials never appear in errors or logs.
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { UpstreamConfig } from '../config/load.js';
 
 /** Why an upstream gave no usable answer: unreachable, timed out, or what it answered. */
@@ -64,6 +66,16 @@ class Limiter {
   }
 }
 
+/** A blob's answer as a Node stream: large bodies go through node:http, cheaper than fetch's web streams. */
+export interface UpstreamStream {
+  status: number;
+  size: number;
+  body: IncomingMessage;
+  release(): void;
+}
+
+const MAX_REDIRECTS = 5;
+
 /** A response whose body the caller reads, then calls `release` (the in-flight slot is held until then). */
 export interface UpstreamResponse {
   res: Response;
@@ -78,8 +90,84 @@ export class Upstream {
   /** How the upstream last asked to be authenticated; reused so that later requests skip the 401. */
   private challenge: Challenge | undefined;
 
+  private readonly agents = { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) };
+
   constructor(readonly config: UpstreamConfig, private readonly observer?: UpstreamObserver) {
     this.limiter = new Limiter(config.maxConcurrent, config.maxRps);
+  }
+
+  /** GET of `/v2/<remote>/<path>` as a stream (redirects followed, credentials only to the upstream's origin). */
+  async stream(remote: string, path: string, kind: string): Promise<UpstreamStream> {
+    const release = await this.limiter.acquire();
+    const started = process.hrtime.bigint();
+    const scope = `repository:${remote}:pull`;
+    let status: number | 'error' = 'error';
+    try {
+      let url = new URL(`${this.url}/v2/${remote}/${path}`);
+      let authorization = await this.authorization(scope);
+      let retried = false;
+      for (let hop = 0; ; hop++) {
+        const res = await this.get(url, url.origin === new URL(this.url).origin ? authorization : undefined);
+        const location = res.headers.location;
+        if (res.statusCode === 401 && !retried) {
+          retried = true;
+          res.resume();
+          const challenge = parseChallenge(res.headers['www-authenticate'] ?? null);
+          if (!challenge) { status = 401; return this.failed(res, release, path); }
+          this.challenge = challenge;
+          this.tokens.delete(scope);
+          authorization = await this.authorization(scope);
+          continue;
+        }
+        if ([301, 302, 303, 307, 308].includes(res.statusCode ?? 0) && location && hop < MAX_REDIRECTS) {
+          res.resume();
+          url = new URL(location, url);
+          continue;
+        }
+        status = res.statusCode ?? 0;
+        if (status !== 200) return this.failed(res, release, path);
+        return { status, size: Number(res.headers['content-length'] ?? -1), body: res, release };
+      }
+    } catch (err) {
+      release();
+      if (err instanceof UpstreamFailure) throw err;
+      throw this.unreachable(err);
+    } finally {
+      this.observer?.request(this.url, kind, status, Number(process.hrtime.bigint() - started) / 1e9);
+    }
+  }
+
+  private get(url: URL, authorization: string | undefined): Promise<IncomingMessage> {
+    const https = url.protocol === 'https:';
+    return new Promise((resolve, reject) => {
+      const req = (https ? httpsRequest : httpRequest)(url, {
+        method: 'GET', agent: https ? this.agents.https : this.agents.http,
+        headers: authorization ? { Authorization: authorization } : {},
+      }, resolve);
+      // an idle timeout: no answer, or a body that stops arriving, for that long
+      req.setTimeout(this.config.timeoutMs, () => req.destroy(new UpstreamFailure(this.url, `sent nothing for ${this.config.timeoutMs / 1000} s`)));
+      req.once('error', reject);
+      req.end();
+    });
+  }
+
+  /** A non-200 answer as a failure: what it said (its OCI error, if any), after reading a bounded body. */
+  private async failed(res: IncomingMessage, release: () => void, what: string): Promise<never> {
+    let text = '';
+    try {
+      for await (const chunk of res) {
+        if (text.length < 65_536) text += (chunk as Buffer).toString('utf8');
+      }
+    } catch { /* the reason is the status */ }
+    release();
+    let detail = '';
+    try {
+      const first = (JSON.parse(text) as { errors?: { code?: string; message?: string }[] }).errors?.[0];
+      if (first) detail = `: ${first.code ?? ''}${first.message ? ` ${first.message}` : ''}`.slice(0, 300);
+    } catch { /* not an OCI error body */ }
+    const retryAfter = res.headers['retry-after'];
+    throw new UpstreamFailure(this.url, `answered ${res.statusCode} for ${what.replace(/^blobs\//, 'blob ')}${detail}`, res.statusCode,
+      typeof retryAfter === 'string' ? retryAfter : undefined);
   }
 
   get url(): string {
