@@ -27,6 +27,7 @@ describe('pull-through cache', { skip }, () => {
   let tokPublic: Image;
   const tinyConfig = Buffer.from('{"architecture":"amd64","os":"linux"}');
   const tinyLayer = Buffer.from('tiny layer bytes '.repeat(100));
+  const redirected = Buffer.from('bytes served from elsewhere '.repeat(50));
   const tinyManifest = Buffer.from(JSON.stringify({
     schemaVersion: 2, mediaType: MANIFEST,
     config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(tinyConfig), size: tinyConfig.length },
@@ -55,6 +56,7 @@ describe('pull-through cache', { skip }, () => {
       ['manifests/v1', [MANIFEST, tinyManifest]], [`manifests/${sha256(tinyManifest)}`, [MANIFEST, tinyManifest]],
       [`blobs/${sha256(tinyConfig)}`, ['application/octet-stream', tinyConfig]],
       [`blobs/${sha256(tinyLayer)}`, ['application/octet-stream', tinyLayer]],
+      [`blobs/${sha256(redirected)}`, ['application/octet-stream', redirected]],
     ]));
     cache = await startRegistry({ overrides: { proxy: { upstreams: [
       { prefix: 'ref', remoteurl: ref.url, username: 'refuser', password: 'refpass', tagttl: '1s' },
@@ -172,6 +174,18 @@ describe('pull-through cache', { skip }, () => {
     assert.equal(sha256(Buffer.from(await again.arrayBuffer())), layer);
   });
 
+  it('follows an upstream\'s redirect for blob bytes (as Docker Hub sends them to a CDN)', async () => {
+    tiny.mode = 'redirect';
+    try {
+      const res = await fetch(`${cache.url}/v2/tiny/redirected/blobs/${sha256(redirected)}`);
+      assert.equal(res.status, 200);
+      assert.deepEqual(Buffer.from(await res.arrayBuffer()), redirected);
+      assert.ok(tiny.requests.some((r) => r.startsWith('GET /cdn/')));
+    } finally {
+      tiny.mode = 'ok';
+    }
+  });
+
   it('serves the cached copy when the upstream answers 429', async () => {
     const image = { manifest: tinyManifest, digest: sha256(tinyManifest), config: sha256(tinyConfig), layers: [sha256(tinyLayer)] };
     await pull('tiny/x', image);
@@ -214,16 +228,15 @@ describe('pull-through cache', { skip }, () => {
     try {
       const image = { manifest: tinyManifest, digest: sha256(tinyManifest), config: sha256(tinyConfig), layers: [sha256(tinyLayer)] };
       await pull('tiny/x', image); // through the shared cache: a warm-up only
-      const cache2 = short;
-      const res = await fetch(`${cache2.url}/v2/tiny/x/manifests/v1`);
+      const res = await fetch(`${short.url}/v2/tiny/x/manifests/v1`);
       assert.equal(res.status, 200);
-      for (const d of [image.config, ...image.layers]) await (await fetch(`${cache2.url}/v2/tiny/x/blobs/${d}`)).arrayBuffer();
+      for (const d of [image.config, ...image.layers]) await (await fetch(`${short.url}/v2/tiny/x/blobs/${d}`)).arrayBuffer();
       const cached = short.app.services.cache!;
       assert.equal(await cached.expire(), 0); // pulled just now
       assert.equal(await cached.expire(Date.now() + 2 * 3_600_000), 1); // two hours on: past the ttl
       await short.app.services.collector.run();
       assert.equal(await short.app.services.store.blobStat(sha256ToDigest(image.layers[0]!)), undefined);
-      const again = await fetch(`${cache2.url}/v2/tiny/x/manifests/v1`);
+      const again = await fetch(`${short.url}/v2/tiny/x/manifests/v1`);
       assert.equal(again.headers.get('berth-cache'), 'miss');
     } finally {
       await short.close();

@@ -97,7 +97,7 @@ export interface TinyUpstream {
   url: string;
   host: string;
   /** What the next requests get: served normally, 429, or (for blobs) bytes with one flipped. */
-  mode: 'ok' | '429' | 'corrupt';
+  mode: 'ok' | '429' | 'corrupt' | 'redirect';
   requests: string[];
   /** How long each answer is held back, and the most requests seen in flight at once. */
   delayMs: number;
@@ -124,7 +124,11 @@ export async function tinyUpstream(content: Map<string, [string, Buffer]>): Prom
       return;
     }
     if (req.url === '/v2/') return void res.writeHead(200, { 'Content-Type': 'application/json' }).end('{}');
-    const match = /^\/v2\/.+?\/((?:manifests|blobs)\/[^/?]+)$/.exec(req.url ?? '');
+    if (state.mode === 'redirect' && /^\/v2\/.+\/blobs\//.test(req.url ?? '')) { // as Docker Hub sends blobs to a CDN
+      return void res.writeHead(307, { Location: `/cdn/${req.url!.split('/blobs/')[1]}`, 'Content-Length': 0 }).end();
+    }
+    const cdn = /^\/cdn\/([^/?]+)$/.exec(req.url ?? '');
+    const match = cdn ? [req.url, `blobs/${cdn[1]}`] : /^\/v2\/.+?\/((?:manifests|blobs)\/[^/?]+)$/.exec(req.url ?? '');
     const found = match && content.get(match[1]!);
     if (!found) {
       res.writeHead(404, { 'Content-Type': 'application/json' }).end('{"errors":[{"code":"MANIFEST_UNKNOWN","message":"not here"}]}');
