@@ -58,6 +58,8 @@ describe('real clients through the pull-through cache', () => {
     const before = countRequests(await ref.log(), 'GET', '/v2/library/web/blobs/');
     await docker.pull('web:latest'); // warm: the blobs come from Berth's storage
     assert.equal(countRequests(await ref.log(), 'GET', '/v2/library/web/blobs/'), before);
+    await docker.pull(`${berth.host}/mirror/library/web:latest`); // a prefix, named directly
+    assert.ok(await docker.has(`${berth.host}/mirror/library/web:latest`));
   });
 
   it('podman pulls 127.0.0.1:PORT/mirror/... ', { skip: skip ?? needs('podman', 'root') }, async () => {
