@@ -234,4 +234,33 @@ describe('consistency', () => {
       await r.close();
     }
   });
+
+  it('deleteuntagged keeps the platform manifests of a tagged index and the referrers of kept manifests', async () => {
+    const r = await startRegistry({ overrides: { 'storage.maintenance.gc.grace': '0s', 'storage.maintenance.gc.deleteuntagged': true } });
+    try {
+      const amd = await pushImage(r.url, 'multi/app', 'tmp-amd', 'amd');
+      const arm = await pushImage(r.url, 'multi/app', 'tmp-arm', 'arm');
+      const index = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [amd, arm].map((m, i) => ({
+        mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: m.digest, size: m.manifest.length,
+        platform: { os: 'linux', architecture: i ? 'arm64' : 'amd64' } })) });
+      assert.equal((await fetch(`${r.url}/v2/multi/app/manifests/v1`, { method: 'PUT', body: index, headers: { 'Content-Type': 'application/vnd.oci.image.index.v1+json' } })).status, 201);
+      const signature = await pushImage(r.url, 'multi/app', 'tmp-sig', 'sig', {
+        subject: { mediaType: 'application/vnd.oci.image.index.v1+json', digest: sha256(index), size: index.length } });
+      const lone = await pushImage(r.url, 'multi/app', 'tmp-lone', 'lone');
+      for (const tag of ['tmp-amd', 'tmp-arm', 'tmp-sig', 'tmp-lone']) {
+        assert.equal((await fetch(`${r.url}/v2/multi/app/manifests/${tag}`, { method: 'DELETE' })).status, 202);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const report = await (await fetch(`${r.url}/api/v1/gc?wait=true`, { method: 'POST' })).json() as { manifestsDeleted: number };
+      assert.equal(report.manifestsDeleted, 1);
+      for (const kept of [amd, arm, signature]) {
+        assert.equal((await fetch(`${r.url}/v2/multi/app/manifests/${kept.digest}`, { method: 'HEAD' })).status, 200);
+        assert.equal((await fetch(`${r.url}/v2/multi/app/blobs/${kept.layers[0]}`, { method: 'HEAD' })).status, 200);
+      }
+      assert.equal((await fetch(`${r.url}/v2/multi/app/manifests/${lone.digest}`, { method: 'HEAD' })).status, 404);
+      assert.equal((await fetch(`${r.url}/v2/multi/app/blobs/${lone.layers[0]}`, { method: 'HEAD' })).status, 404);
+    } finally {
+      await r.close();
+    }
+  });
 });
