@@ -47,6 +47,8 @@ export interface GcReport extends GcResult {
 }
 
 const REPORT = '/berth/gc/last.json';
+/** Repositories marked, and blob folders swept, at once: enough to keep pace, little enough to leave the serving requests room. */
+const PARALLEL = 8;
 
 /** The last run's result, kept in storage for every process's metrics and the management API. */
 export async function lastGcReport(driver: StorageDriver): Promise<GcReport | undefined> {
@@ -166,7 +168,7 @@ export async function collectGarbage(store: MetadataStore, driver: StorageDriver
       for (const child of info.children) marked.add(child);
     }
     layerLinks.set(name, await store.layers(name));
-  }, 8);
+  }, PARALLEL);
 
   progress({ marked: marked.size }, 'garbage collection: sweeping blobs');
   const stored = new Set<string>();
@@ -201,7 +203,7 @@ export async function collectGarbage(store: MetadataStore, driver: StorageDriver
         result.blobsDeleted++;
         result.bytesFreed += stat.size;
       }
-    });
+    }, PARALLEL);
   }
   if (!options.dryRun) {
     // links to content that is no longer stored are garbage too
