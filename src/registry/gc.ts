@@ -35,6 +35,8 @@ export interface GcResult {
   blobsDeleted: number;
   bytesFreed: number;
   layerLinksDeleted: number;
+  /** Tag folders a crash left without their link. */
+  brokenTagsDeleted: number;
   uploadsDeleted: number;
   unreadableManifests: number;
   durationMs: number;
@@ -99,7 +101,7 @@ export async function collectGarbage(store: MetadataStore, driver: StorageDriver
   const progress = options.onProgress ?? (() => undefined);
   const result: GcResult = {
     repositories: 0, manifestsDeleted: 0, blobsKept: 0, blobsDeleted: 0, bytesFreed: 0,
-    layerLinksDeleted: 0, uploadsDeleted: 0, unreadableManifests: 0, durationMs: 0,
+    layerLinksDeleted: 0, brokenTagsDeleted: 0, uploadsDeleted: 0, unreadableManifests: 0, durationMs: 0,
   };
   const marked = new Set<string>();
   const layerLinks = new Map<string, Digest[]>();
@@ -168,6 +170,7 @@ export async function collectGarbage(store: MetadataStore, driver: StorageDriver
       for (const child of info.children) marked.add(child);
     }
     layerLinks.set(name, await store.layers(name));
+    if (!options.dryRun) result.brokenTagsDeleted += await store.sweepBrokenTags(name, usedBefore);
   }, PARALLEL);
 
   progress({ marked: marked.size }, 'garbage collection: sweeping blobs');

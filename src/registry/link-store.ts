@@ -287,6 +287,21 @@ export class LinkMetadataStore implements MetadataStore {
     });
   }
 
+  async sweepBrokenTags(name: string, madeBefore: number): Promise<number> {
+    let removed = 0;
+    for (const tag of (await listOrUndefined(this.driver, paths.tagsRoot(name))) ?? []) {
+      if (this.validTags.get(name)?.has(tag)) continue;
+      removed += await this.locks.withLocks([shared(K.repository(name)), excl(K.tag(name, tag))], async () => {
+        if (await this.tag(name, tag)) return 0;
+        const folder = await this.driver.stat(paths.tagDir(name, tag)).catch(() => undefined);
+        if (!folder || folder.modTime.getTime() >= madeBefore) return 0;
+        await this.driver.delete(paths.tagDir(name, tag));
+        return 1;
+      });
+    }
+    return removed;
+  }
+
   // ---------------------------------------------------------------- internals
 
   /** Under the revision's exclusive lock: tags first, then the revision, then its referrers entry. */

@@ -73,6 +73,8 @@ export interface MetadataStore {
   sweepManifest(name: string, digest: Digest, writtenBefore: number): Promise<boolean>;
   /** Removes a repository's link to content that is no longer stored. */
   sweepLayerLink(name: string, digest: Digest): Promise<boolean>;
+  /** Removes tag folders a crash left without their link, made before `madeBefore`; returns how many. */
+  sweepBrokenTags(name: string, madeBefore: number): Promise<number>;
 
   subscribe(listener: (event: MetadataEvent) => void): void;
 }

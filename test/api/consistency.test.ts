@@ -1,7 +1,7 @@
 // Regressions of the consistency model: each of these failed before repository metadata had
 // locks, ordered writes, stored media types and collection inside the registry.
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { createApp } from '../../src/app.js';
@@ -151,6 +151,11 @@ describe('consistency', () => {
       const list = await (await fetch(`${r.url}/v2/crash/app/tags/list`)).json() as { tags: string[] };
       assert.deepEqual(list.tags, ['v1']);
       assert.equal((await fetch(`${r.url}/v2/crash/app/manifests/v2`)).status, 404);
+      // collection removes the folder once it is older than the grace period
+      utimesSync(join(r.root, V2, 'repositories/crash/app/_manifests/tags/v2'), new Date(0), new Date(0));
+      await r.app.services.collector.run({ graceMs: 1000 });
+      assert.equal(existsSync(join(r.root, V2, 'repositories/crash/app/_manifests/tags/v2')), false);
+      assert.equal(existsSync(join(r.root, V2, 'repositories/crash/app/_manifests/tags/v1')), true);
     } finally {
       await r.close();
     }
