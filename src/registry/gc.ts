@@ -8,6 +8,7 @@
 //   racing the sweep either happens before (and the content is kept) or after (and finds it gone).
 import type { StorageDriver } from '../storage/driver.js';
 import { isNotFound } from '../storage/driver.js';
+import { RegistryError } from './errors.js';
 import { parseManifest, storedMediaType } from './media-types.js';
 import { mapBounded } from './link-store.js';
 import type { MetadataStore } from './metadata.js';
@@ -135,7 +136,11 @@ export async function collectGarbage(store: MetadataStore, driver: StorageDriver
       alive = new Set();
       // roots: what the tags point at, and every unreadable manifest (its references are unknown)
       const queue = [...revisions].filter(([, info]) => info.unreadable).map(([digest]) => digest);
-      for (const tag of await store.tags(name).catch(() => [] as string[])) {
+      // any error reading the tags stops the collection: guessing "no tags" would sweep tagged images
+      for (const tag of await store.tags(name).catch((err) => {
+        if (err instanceof RegistryError && err.code === 'NAME_UNKNOWN') return [] as string[];
+        throw err;
+      })) {
         const current = await store.tag(name, tag);
         if (current) queue.push(current.toString());
       }

@@ -56,8 +56,12 @@ export interface MetadataStore {
   /** Links stored content into `name` (a mount); false when the content is not stored. */
   mountBlob(name: string, digest: Digest): Promise<boolean>;
   unlinkBlob(name: string, digest: Digest): Promise<boolean>;
-  /** Records that content is in use (HEAD, GET): it is then kept for the grace period. */
-  touchBlob(digest: Digest): void;
+  /**
+   * Runs `check` (is the content there for this request?) so that it is ordered with collection's
+   * sweep of that content, and when it finds it records a use: the content is then kept for the
+   * grace period. A HEAD that answers 200 is never followed by the sweep of what it found.
+   */
+  useBlob<T>(digest: Digest, check: () => Promise<T | undefined>): Promise<T | undefined>;
   /** Stores a manifest, its revision, referrers entry and tag; returns what was missing (nothing written then). */
   putManifest(name: string, record: ManifestRecord, tag?: string): Promise<MissingReference[]>;
   /** Removes a revision and every tag pointing at it; false when it was not present. */
