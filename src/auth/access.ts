@@ -34,6 +34,8 @@ export function parseScope(text: string): Scope | undefined {
 
 interface Rule {
   patterns: RegExp[];
+  /** Whether one of its patterns is `**`: the rule covers every repository there is or will be. */
+  everywhere: boolean;
   anonymous: Set<Action>;
   users: Map<string, Set<Action>>;
   groups: Map<string, Set<Action>>;
@@ -87,6 +89,7 @@ export class AccessPolicy {
       if (!repositories || repositories.length === 0) throw new ConfigError(`${where}.repositories must list glob patterns, e.g. ["team/*"]`);
       return {
         patterns: repositories.map(globToRegExp),
+        everywhere: repositories.includes('**'),
         anonymous: rule.anonymous === undefined ? new Set() : actions(rule.anonymous, `${where}.anonymous`),
         users: actionMap(rule.users, `${where}.users`),
         groups: actionMap(rule.groups, `${where}.groups`),
@@ -104,11 +107,20 @@ export class AccessPolicy {
   }
 
   allowed(identity: Identity, repository: string): Set<Action> {
+    return this.granted(identity, (rule) => rule.patterns.some((p) => p.test(repository)));
+  }
+
+  /** What the caller may do on every repository (rules for `**`): registry-wide operations need it. */
+  allowedEverywhere(identity: Identity): Set<Action> {
+    return this.granted(identity, (rule) => rule.everywhere);
+  }
+
+  private granted(identity: Identity, applies: (rule: Rule) => boolean): Set<Action> {
     if (!this.hasRules) return identity.user ? new Set(ACTIONS) : new Set();
     const granted = new Set<Action>();
     const groups = identity.user ? this.groupsOf.get(identity.user) ?? [] : [];
     for (const rule of this.rules) {
-      if (!rule.patterns.some((p) => p.test(repository))) continue;
+      if (!applies(rule)) continue;
       const add = (set?: Set<Action>) => set?.forEach((a) => granted.add(a));
       add(rule.anonymous);
       if (identity.user) {

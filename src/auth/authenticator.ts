@@ -16,6 +16,8 @@ export interface RequestAuth {
   canList(repository: string): boolean;
   /** Whether the caller may read every repository (mounting by digest alone needs it). */
   readonly unrestricted: boolean;
+  /** Whether the caller may do `action` on every repository, present and future (registry-wide operations). */
+  canEverywhere(action: Action): boolean;
 }
 
 export interface Authenticator {
@@ -24,7 +26,7 @@ export interface Authenticator {
 }
 
 export const OPEN_ACCESS: Authenticator = {
-  authenticate: async () => ({ identity: {}, can: () => true, canList: () => true, unrestricted: true }),
+  authenticate: async () => ({ identity: {}, can: () => true, canList: () => true, unrestricted: true, canEverywhere: () => true }),
 };
 
 export function basicCredentials(req: IncomingMessage): { user: string; password: string } | undefined | null {
@@ -102,6 +104,7 @@ function policyAuth(policy: AccessPolicy, identity: Identity): RequestAuth {
     can: (repository, action) => policy.allowed(identity, repository).has(action),
     canList: (repository) => policy.allowed(identity, repository).has('pull'),
     unrestricted: !policy.hasRules && !!identity.user,
+    canEverywhere: (action) => policy.allowedEverywhere(identity).has(action),
   };
 }
 
@@ -148,6 +151,8 @@ export class TokenAuthenticator implements Authenticator {
       canList: (repository) => (catalog.has('*') || catalog.has('pull')) &&
         (!this.policy.hasRules || this.policy.allowed(identity, repository).has('pull')),
       unrestricted: false,
+      // a token names repositories one by one: registry-wide rights come only from local rules for `**`
+      canEverywhere: (action) => this.policy.hasRules && this.policy.allowedEverywhere(identity).has(action),
     };
   }
 }

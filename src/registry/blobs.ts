@@ -28,10 +28,12 @@ export class BlobStore {
 
   /** Size of a blob linked into `name`; BLOB_UNKNOWN when it is not. A found blob counts as used. */
   async stat(name: string, digest: Digest): Promise<BlobDescriptor> {
-    const [linked, stored] = await Promise.all([this.store.blobLinked(name, digest), this.statGlobal(digest)]);
-    if (!linked || !stored) throw blobUnknown(digest);
-    this.store.touchBlob(digest);
-    return stored;
+    const found = await this.store.useBlob(digest, async () => {
+      const [linked, stored] = await Promise.all([this.store.blobLinked(name, digest), this.statGlobal(digest)]);
+      return linked ? stored : undefined;
+    });
+    if (!found) throw blobUnknown(digest);
+    return found;
   }
 
   /** The blob's descriptor if its content is stored, whatever repository links it. */

@@ -8,6 +8,7 @@
 //   racing the sweep either happens before (and the content is kept) or after (and finds it gone).
 import type { StorageDriver } from '../storage/driver.js';
 import { isNotFound } from '../storage/driver.js';
+import { RegistryError } from './errors.js';
 import { parseManifest, storedMediaType } from './media-types.js';
 import { mapBounded } from './link-store.js';
 import type { MetadataStore } from './metadata.js';
@@ -35,6 +36,8 @@ export interface GcResult {
   blobsDeleted: number;
   bytesFreed: number;
   layerLinksDeleted: number;
+  /** Tag folders a crash left without their link. */
+  brokenTagsDeleted: number;
   uploadsDeleted: number;
   unreadableManifests: number;
   durationMs: number;
@@ -47,6 +50,8 @@ export interface GcReport extends GcResult {
 }
 
 const REPORT = '/berth/gc/last.json';
+/** Repositories marked, and blob folders swept, at once: enough to keep pace, little enough to leave the serving requests room. */
+const PARALLEL = 8;
 
 /** The last run's result, kept in storage for every process's metrics and the management API. */
 export async function lastGcReport(driver: StorageDriver): Promise<GcReport | undefined> {
@@ -97,7 +102,7 @@ export async function collectGarbage(store: MetadataStore, driver: StorageDriver
   const progress = options.onProgress ?? (() => undefined);
   const result: GcResult = {
     repositories: 0, manifestsDeleted: 0, blobsKept: 0, blobsDeleted: 0, bytesFreed: 0,
-    layerLinksDeleted: 0, uploadsDeleted: 0, unreadableManifests: 0, durationMs: 0,
+    layerLinksDeleted: 0, brokenTagsDeleted: 0, uploadsDeleted: 0, unreadableManifests: 0, durationMs: 0,
   };
   const marked = new Set<string>();
   const layerLinks = new Map<string, Digest[]>();
@@ -131,7 +136,11 @@ export async function collectGarbage(store: MetadataStore, driver: StorageDriver
       alive = new Set();
       // roots: what the tags point at, and every unreadable manifest (its references are unknown)
       const queue = [...revisions].filter(([, info]) => info.unreadable).map(([digest]) => digest);
-      for (const tag of await store.tags(name).catch(() => [] as string[])) {
+      // any error reading the tags stops the collection: guessing "no tags" would sweep tagged images
+      for (const tag of await store.tags(name).catch((err) => {
+        if (err instanceof RegistryError && err.code === 'NAME_UNKNOWN') return [] as string[];
+        throw err;
+      })) {
         const current = await store.tag(name, tag);
         if (current) queue.push(current.toString());
       }
@@ -166,7 +175,8 @@ export async function collectGarbage(store: MetadataStore, driver: StorageDriver
       for (const child of info.children) marked.add(child);
     }
     layerLinks.set(name, await store.layers(name));
-  }, 8);
+    if (!options.dryRun) result.brokenTagsDeleted += await store.sweepBrokenTags(name, usedBefore);
+  }, PARALLEL);
 
   progress({ marked: marked.size }, 'garbage collection: sweeping blobs');
   const stored = new Set<string>();
@@ -201,7 +211,7 @@ export async function collectGarbage(store: MetadataStore, driver: StorageDriver
         result.blobsDeleted++;
         result.bytesFreed += stat.size;
       }
-    });
+    }, PARALLEL);
   }
   if (!options.dryRun) {
     // links to content that is no longer stored are garbage too

@@ -108,7 +108,12 @@ export class LinkMetadataStore implements MetadataStore {
       throw err;
     }
     const mediaType = storedMediaType(content);
-    await this.driver.putContent(paths.revisionMediaType(name, digest), mediaType, { durable: false }).catch(() => undefined);
+    // kept for next time, unless the revision went meanwhile (writing would bring its folder back)
+    await this.locks.withLocks([shared(K.repository(name)), shared(K.manifest(name, digest.toString()))], async () => {
+      if (await this.revisionLinked(name, digest)) {
+        await this.driver.putContent(paths.revisionMediaType(name, digest), mediaType, { durable: false });
+      }
+    }).catch(() => undefined);
     return { mediaType };
   }
 
@@ -153,13 +158,19 @@ export class LinkMetadataStore implements MetadataStore {
 
   commitBlob(name: string, digest: Digest, source: string): Promise<void> {
     return this.locks.withLocks(linking(name, digest), async () => {
-      if (await this.blobStat(digest)) {
-        await this.driver.delete(source); // the same content is already stored: drop the duplicate
-      } else {
-        await this.driver.move(source, paths.blobData(digest));
-        this.noteWritten(digest);
+      try {
+        if (await this.blobStat(digest)) {
+          await this.driver.stat(source);
+          await this.driver.delete(source); // the same content is already stored: drop the duplicate
+        } else {
+          await this.driver.move(source, paths.blobData(digest)); // a rename keeps the last write's time
+        }
+      } catch (err) {
+        // the upload was removed under us (its repository deleted, or purged)
+        if (isNotFound(err)) throw new RegistryError('BLOB_UPLOAD_UNKNOWN', 'the upload was removed while it was being completed; start it again');
+        throw err;
       }
-      await this.markUsed(digest, false);
+      await this.markUsed(digest, true);
       await this.driver.putContent(paths.layerLink(name, digest), digest.toString());
       this.emit({ type: 'blob-linked', name, digest });
     });
@@ -168,7 +179,7 @@ export class LinkMetadataStore implements MetadataStore {
   mountBlob(name: string, digest: Digest): Promise<boolean> {
     return this.locks.withLocks(linking(name, digest), async () => {
       if (!(await this.blobStat(digest))) return false;
-      await this.markUsed(digest, false);
+      await this.markUsed(digest, true);
       await this.driver.putContent(paths.layerLink(name, digest), digest.toString());
       this.emit({ type: 'blob-linked', name, digest });
       return true;
@@ -184,8 +195,12 @@ export class LinkMetadataStore implements MetadataStore {
     });
   }
 
-  touchBlob(digest: Digest): void {
-    void this.markUsed(digest, false).catch(() => undefined);
+  useBlob<T>(digest: Digest, check: () => Promise<T | undefined>): Promise<T | undefined> {
+    return this.locks.withLocks([shared(K.blob(digest.toString()))], async () => {
+      const found = await check();
+      if (found !== undefined) await this.markUsed(digest, false);
+      return found;
+    });
   }
 
   putManifest(name: string, record: ManifestRecord, tag?: string): Promise<MissingReference[]> {
@@ -288,7 +303,7 @@ export class LinkMetadataStore implements MetadataStore {
         throw err;
       }
       if (written >= writtenBefore) return false; // pushed, tagged or referenced since the mark
-      return this.removeRevision(name, digest);
+      return this.removeRevision(name, digest, true);
     });
   }
 
@@ -300,13 +315,36 @@ export class LinkMetadataStore implements MetadataStore {
     });
   }
 
+  async sweepBrokenTags(name: string, madeBefore: number): Promise<number> {
+    let removed = 0;
+    for (const tag of (await listOrUndefined(this.driver, paths.tagsRoot(name))) ?? []) {
+      if (this.validTags.get(name)?.has(tag)) continue;
+      removed += await this.locks.withLocks([shared(K.repository(name)), excl(K.tag(name, tag))], async () => {
+        if (await this.tag(name, tag)) return 0;
+        const folder = await this.driver.stat(paths.tagDir(name, tag)).catch(() => undefined);
+        if (!folder || folder.modTime.getTime() >= madeBefore) return 0;
+        await this.driver.delete(paths.tagDir(name, tag));
+        return 1;
+      });
+    }
+    return removed;
+  }
+
   // ---------------------------------------------------------------- internals
 
-  /** Under the revision's exclusive lock: tags first, then the revision, then its referrers entry. */
-  private async removeRevision(name: string, digest: Digest): Promise<boolean> {
+  /**
+   * Under the revision's exclusive lock: tags first, then the revision, then its referrers entry.
+   * For collection (`onlyUntagged`), a revision some tag points at is kept.
+   */
+  private async removeRevision(name: string, digest: Digest, onlyUntagged = false): Promise<boolean> {
     if (!(await this.revisionLinked(name, digest))) return false;
+    const tags = (await listOrUndefined(this.driver, paths.tagsRoot(name))) ?? [];
+    if (onlyUntagged) {
+      const pointing = await mapBounded(tags, async (tag) => (await this.tag(name, tag))?.toString() === digest.toString());
+      if (pointing.some(Boolean)) return false;
+    }
     const removedTags: string[] = [];
-    for (const tag of (await listOrUndefined(this.driver, paths.tagsRoot(name))) ?? []) {
+    for (const tag of tags) {
       await this.locks.withLocks([excl(K.tag(name, tag))], async () => {
         if ((await this.tag(name, tag))?.toString() !== digest.toString()) return;
         this.forgetTag(name, tag);
@@ -355,6 +393,7 @@ export class LinkMetadataStore implements MetadataStore {
   /** Content just written: storage's own time is fresh, nothing to persist. */
   private noteWritten(digest: Digest): void {
     const now = Date.now();
+    this.used.delete(digest.toString());
     if (this.used.size >= MAX_TRACKED_USES) this.used.delete(this.used.keys().next().value!);
     this.used.set(digest.toString(), { at: now, persisted: now });
   }
@@ -365,7 +404,8 @@ export class LinkMetadataStore implements MetadataStore {
     const now = Date.now();
     const entry = this.used.get(key);
     const persist = persistNow || !entry || now - entry.persisted >= this.persistEveryMs;
-    if (!entry && this.used.size >= MAX_TRACKED_USES) this.used.delete(this.used.keys().next().value!);
+    if (entry) this.used.delete(key); // most recently used last: eviction takes the least recent
+    else if (this.used.size >= MAX_TRACKED_USES) this.used.delete(this.used.keys().next().value!);
     this.used.set(key, { at: now, persisted: persist ? now : entry!.persisted });
     if (persist) await this.driver.touch(paths.blobData(digest));
   }

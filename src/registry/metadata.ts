@@ -61,8 +61,12 @@ export interface MetadataStore {
   /** Links stored content into `name` (a mount); false when the content is not stored. */
   mountBlob(name: string, digest: Digest): Promise<boolean>;
   unlinkBlob(name: string, digest: Digest): Promise<boolean>;
-  /** Records that content is in use (HEAD, GET): it is then kept for the grace period. */
-  touchBlob(digest: Digest): void;
+  /**
+   * Runs `check` (is the content there for this request?) so that it is ordered with collection's
+   * sweep of that content, and when it finds it records a use: the content is then kept for the
+   * grace period. A HEAD that answers 200 is never followed by the sweep of what it found.
+   */
+  useBlob<T>(digest: Digest, check: () => Promise<T | undefined>): Promise<T | undefined>;
   /** Records that a cached tag was pulled: its expiry is measured from now. */
   touchTag(name: string, tag: string): Promise<void>;
   /** Stores a manifest, its revision, referrers entry and tag; returns what was missing (nothing written then). */
@@ -80,6 +84,8 @@ export interface MetadataStore {
   sweepManifest(name: string, digest: Digest, writtenBefore: number): Promise<boolean>;
   /** Removes a repository's link to content that is no longer stored. */
   sweepLayerLink(name: string, digest: Digest): Promise<boolean>;
+  /** Removes tag folders a crash left without their link, made before `madeBefore`; returns how many. */
+  sweepBrokenTags(name: string, madeBefore: number): Promise<number>;
 
   subscribe(listener: (event: MetadataEvent) => void): void;
 }

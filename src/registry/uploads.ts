@@ -117,21 +117,17 @@ export class UploadService {
     }
     let removed = 0;
     for (const id of ids) {
-      let started: Date;
-      try {
-        started = new Date((await this.driver.getContent(paths.uploadStartedAt(name, id))).toString('utf8').trim());
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-        started = (await this.driver.stat(paths.uploadDir(name, id)).catch(() => ({ modTime: new Date(0) }))).modTime;
-      }
-      if (Number.isNaN(started.getTime()) || started < olderThan) {
+      // under the upload's lock, so a purge never races the upload's own completion
+      await this.exclusive(id, async () => {
+        if ((await this.startedAt(name, id)) >= olderThan) return;
         this.hashes.delete(id);
         await this.driver.delete(paths.uploadDir(name, id));
         removed++;
-      }
+      });
     }
     return removed;
   }
+
 
   /** Uploads of a repository with their size and start time (uploads being created may be missed). */
   async list(name: string): Promise<{ id: string; size: number; startedAt: Date }[]> {

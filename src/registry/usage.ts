@@ -56,7 +56,11 @@ export class UsageIndex {
   private repos = new Map<string, RepoEntry>();
   /** Blob → the repositories referencing it, with how many of their manifests do. */
   private refs = new Map<string, Map<string, number>>();
-  private building: Promise<void> | undefined;
+  /** The first successful walk (reset when it fails, so a later call tries again). */
+  private first: Promise<void> | undefined;
+  private running: Promise<void> | undefined;
+  private queued: Promise<void> | undefined;
+  /** Events arriving during a walk, applied after it (one walk at a time). */
   private pending: MetadataEvent[] | undefined;
 
   constructor(private readonly store: MetadataStore, private readonly driver: StorageDriver) {
@@ -65,34 +69,41 @@ export class UsageIndex {
     });
   }
 
-  /** Resolves once the first walk is done. */
+  /** Resolves once a first walk is done. */
   ready(): Promise<void> {
-    return this.building ?? this.rebuild();
+    this.first ??= this.rebuild().catch((err) => {
+      this.first = undefined;
+      throw err;
+    });
+    return this.first;
   }
 
-  /** Walks storage again; events arriving meanwhile are applied after it. */
+  /** Walks storage again. One walk runs at a time; requests meanwhile share one walk after it. */
   rebuild(): Promise<void> {
-    const run = async () => {
-      this.pending = [];
+    if (!this.running) {
+      this.running = this.walk().finally(() => { this.running = undefined; });
+      return this.running;
+    }
+    this.queued ??= this.running.catch(() => undefined).then(() => {
+      this.queued = undefined;
+      return this.rebuild();
+    });
+    return this.queued;
+  }
+
+  private async walk(): Promise<void> {
+    this.pending = [];
+    try {
       const repos = new Map<string, RepoEntry>();
-      try {
-        for (const name of await this.store.repositories()) repos.set(name, await this.read(name));
-      } catch (err) {
-        const events = this.pending;
-        this.pending = undefined;
-        events.forEach((e) => this.apply(e));
-        throw err;
-      }
+      for (const name of await this.store.repositories()) repos.set(name, await this.read(name));
       this.repos = repos;
       this.refs = new Map();
       for (const [name, repo] of repos) for (const m of repo.manifests.values()) this.addRefs(name, m);
+    } finally {
       const events = this.pending;
       this.pending = undefined;
       events.forEach((e) => this.apply(e));
-    };
-    const building = run();
-    this.building ??= building;
-    return building;
+    }
   }
 
   names(): string[] {

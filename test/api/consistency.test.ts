@@ -1,7 +1,7 @@
 // Regressions of the consistency model: each of these failed before repository metadata had
 // locks, ordered writes, stored media types and collection inside the registry.
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { createApp } from '../../src/app.js';
@@ -151,6 +151,11 @@ describe('consistency', () => {
       const list = await (await fetch(`${r.url}/v2/crash/app/tags/list`)).json() as { tags: string[] };
       assert.deepEqual(list.tags, ['v1']);
       assert.equal((await fetch(`${r.url}/v2/crash/app/manifests/v2`)).status, 404);
+      // collection removes the folder once it is older than the grace period
+      utimesSync(join(r.root, V2, 'repositories/crash/app/_manifests/tags/v2'), new Date(0), new Date(0));
+      await r.app.services.collector.run({ graceMs: 1000 });
+      assert.equal(existsSync(join(r.root, V2, 'repositories/crash/app/_manifests/tags/v2')), false);
+      assert.equal(existsSync(join(r.root, V2, 'repositories/crash/app/_manifests/tags/v1')), true);
     } finally {
       await r.close();
     }
@@ -230,6 +235,35 @@ describe('consistency', () => {
       const status = await (await fetch(`${r.url}/api/v1/gc`)).json() as { running: boolean; last: { uploadsDeleted: number } };
       assert.equal(status.running, false);
       assert.equal(status.last.uploadsDeleted, 1);
+    } finally {
+      await r.close();
+    }
+  });
+
+  it('deleteuntagged keeps the platform manifests of a tagged index and the referrers of kept manifests', async () => {
+    const r = await startRegistry({ overrides: { 'storage.maintenance.gc.grace': '0s', 'storage.maintenance.gc.deleteuntagged': true } });
+    try {
+      const amd = await pushImage(r.url, 'multi/app', 'tmp-amd', 'amd');
+      const arm = await pushImage(r.url, 'multi/app', 'tmp-arm', 'arm');
+      const index = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [amd, arm].map((m, i) => ({
+        mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: m.digest, size: m.manifest.length,
+        platform: { os: 'linux', architecture: i ? 'arm64' : 'amd64' } })) });
+      assert.equal((await fetch(`${r.url}/v2/multi/app/manifests/v1`, { method: 'PUT', body: index, headers: { 'Content-Type': 'application/vnd.oci.image.index.v1+json' } })).status, 201);
+      const signature = await pushImage(r.url, 'multi/app', 'tmp-sig', 'sig', {
+        subject: { mediaType: 'application/vnd.oci.image.index.v1+json', digest: sha256(index), size: index.length } });
+      const lone = await pushImage(r.url, 'multi/app', 'tmp-lone', 'lone');
+      for (const tag of ['tmp-amd', 'tmp-arm', 'tmp-sig', 'tmp-lone']) {
+        assert.equal((await fetch(`${r.url}/v2/multi/app/manifests/${tag}`, { method: 'DELETE' })).status, 202);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const report = await (await fetch(`${r.url}/api/v1/gc?wait=true`, { method: 'POST' })).json() as { manifestsDeleted: number };
+      assert.equal(report.manifestsDeleted, 1);
+      for (const kept of [amd, arm, signature]) {
+        assert.equal((await fetch(`${r.url}/v2/multi/app/manifests/${kept.digest}`, { method: 'HEAD' })).status, 200);
+        assert.equal((await fetch(`${r.url}/v2/multi/app/blobs/${kept.layers[0]}`, { method: 'HEAD' })).status, 200);
+      }
+      assert.equal((await fetch(`${r.url}/v2/multi/app/manifests/${lone.digest}`, { method: 'HEAD' })).status, 404);
+      assert.equal((await fetch(`${r.url}/v2/multi/app/blobs/${lone.layers[0]}`, { method: 'HEAD' })).status, 404);
     } finally {
       await r.close();
     }

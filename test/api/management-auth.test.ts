@@ -21,6 +21,8 @@ describe('management API authorisation', () => {
       rules: [
         { repositories: ['**'], users: { alice: ['pull', 'push', 'delete'] } },
         { repositories: ['bob/*'], users: { bob: ['pull', 'push'] } },
+        // delete on every top-level name: still not every repository, so no collection
+        { repositories: ['*'], users: { bob: ['delete'] } },
       ],
     } } });
   });

@@ -53,7 +53,7 @@ describe('concurrency battery with kill -9', () => {
       assert.deepEqual(garbage, []);
       assert.deepEqual(deletedStillStored, []);
       assert.ok(kills >= 2, `only ${kills} kills`);
-      assert.ok(result.live.length > 5, `only ${result.live.length} images outlived the kills`);
+      assert.ok(result.live.length > 0, "no acknowledged image outlived the kills: nothing was checked");
     } finally {
       stopping = true;
       await killer.catch(() => undefined);

@@ -41,8 +41,8 @@ export async function gcStatus(ctx: RequestContext): Promise<void> {
 
 /** POST /api/v1/gc[?dryrun=true] — starts a collection (or joins the running one); 202 at once. */
 export async function startGc(ctx: RequestContext): Promise<void> {
-  if (!ctx.auth.unrestricted && !ctx.auth.can('*', 'delete')) {
-    throw new RegistryError('DENIED', 'starting garbage collection needs delete rights on every repository (a rule for "**" granting delete)');
+  if (!ctx.auth.canEverywhere('delete')) {
+    throw new RegistryError('DENIED', 'starting garbage collection needs delete rights on every repository (an access rule for "**" granting delete)');
   }
   const { collector } = ctx.services;
   const dryRun = ctx.query.get('dryrun');
