@@ -386,8 +386,12 @@ function upstreams(p: any, env: NodeJS.ProcessEnv): UpstreamConfig[] {
     let url: URL;
     try {
       url = new URL(e.remoteurl);
+      if (url.username || url.password) {
+        throw new ConfigError(`${where}.remoteurl holds credentials: put them in ${where}.username and password (or the environment), never in the URL, which is logged`);
+      }
       if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('not http');
-    } catch {
+    } catch (err) {
+      if (err instanceof ConfigError) throw err;
       throw new ConfigError(`${where}.remoteurl must be an http:// or https:// URL, e.g. https://registry-1.docker.io`);
     }
     const prefix = String(e.prefix ?? '').replace(/^\/+|\/+$/g, '');

@@ -132,7 +132,8 @@ export class BlobFill {
       if (this.state === 'failed') throw this.error!;
       const committed = this.state === 'committed';
       const complete = committed || this.state === 'verified';
-      const available = this.written;
+      // the last byte waits for the digest check: a blob that fails it never reaches a client whole
+      const available = complete ? this.written : Math.max(0, this.written - 1);
       if (pos < available) {
         try {
           await this.driver.copyTo(committed ? paths.blobData(this.digest) : this.temp, dest, pos, available - 1);

@@ -20,7 +20,7 @@ import { Digest, isTag, looksLikeDigest, parseDigest } from '../registry/names.j
 import type { StorageDriver } from '../storage/driver.js';
 import { BlobFill } from './blob-fill.js';
 import type { Route, UpstreamRoutes } from './routes.js';
-import { UpstreamFailure } from './upstream.js';
+import { readText, UpstreamFailure } from './upstream.js';
 
 /** What the cache reports, for metrics. */
 export interface CacheObserver {
@@ -36,6 +36,9 @@ const MANIFEST_ACCEPT = [
   'application/vnd.oci.image.index.v1+json', 'application/vnd.oci.image.manifest.v1+json',
   'application/vnd.docker.distribution.manifest.list.v2+json', 'application/vnd.docker.distribution.manifest.v2+json',
 ].join(', ');
+
+/** The largest tag list read from an upstream (about 100,000 tags). */
+const MAX_TAG_LIST = 8 << 20;
 
 /** How long a finished blob fill stays joinable. */
 const FILL_LINGER_MS = 5000;
@@ -110,8 +113,8 @@ export class PullThroughCache implements ContentReader {
   async blobStat(name: string, digest: Digest): Promise<BlobDescriptor & { notes?: Notes }> {
     const route = this.deps.routes.route(name);
     if (!route) return this.local.blobStat(name, digest);
-    if (await this.linkStored(name, digest)) return { ...(await this.local.blobStat(name, digest)), notes: HIT };
-    const fill = this.fills.get(digest.toString());
+    if (await this.linkStored(route, name, digest)) return { ...(await this.local.blobStat(name, digest)), notes: HIT };
+    const fill = this.fills.get(fillKey(route, digest));
     if (fill) return { digest, size: await fill.ready.catch((err) => { throw clientError(err, 'blob', digest.toString()); }), notes: MISS };
     // answered from the upstream, so that a cache in front of this one finds the blob too
     const answer = await route.upstream.request('HEAD', route.remote, `blobs/${digest}`, 'blob-head')
@@ -124,11 +127,12 @@ export class PullThroughCache implements ContentReader {
   async blob(name: string, digest: Digest): Promise<BlobBody> {
     const route = this.deps.routes.route(name);
     if (!route) return this.local.blob(name, digest);
-    if (await this.linkStored(name, digest)) {
+    if (await this.linkStored(route, name, digest)) {
       this.observer.hit(route.upstream.url, 'blob');
       return { ...(await this.local.blob(name, digest)), notes: HIT };
     }
-    const key = digest.toString();
+    // a fill is shared by the repositories of one upstream only: another upstream must confirm the blob itself
+    const key = fillKey(route, digest);
     let fill = this.fills.get(key);
     if (!fill) {
       this.observer.miss(route.upstream.url, 'blob');
@@ -140,22 +144,22 @@ export class PullThroughCache implements ContentReader {
       this.fills.set(key, created);
       const forget = () => { if (this.fills.get(key) === created) this.fills.delete(key); };
       created.done.then(() => {
-        this.deps.log.info({ repository: name, digest: key, upstream: route.upstream.url }, 'blob cached from upstream');
+        this.deps.log.info({ repository: name, digest: digest.toString(), upstream: route.upstream.url }, 'blob cached from upstream');
         // kept a little after the commit, so that a request that just missed it joins rather than fetching again
         setTimeout(forget, FILL_LINGER_MS).unref();
       }, (err: Error) => {
         forget();
-        this.deps.log.warn({ repository: name, digest: key, upstream: route.upstream.url, reason: err.message }, 'blob not cached');
+        this.deps.log.warn({ repository: name, digest: digest.toString(), upstream: route.upstream.url, reason: err.message }, 'blob not cached');
       });
     } else {
       this.observer.hit(route.upstream.url, 'blob');
     }
-    const size = await fill.ready.catch((err) => { throw clientError(err, 'blob', key); });
+    const size = await fill.ready.catch((err) => { throw clientError(err, 'blob', digest.toString()); });
     if (fill.name !== name) fill.done.then(() => this.deps.store.mountBlob(name, digest)).catch(() => undefined);
     const active = fill;
     return {
       digest, size, ranges: false, notes: MISS,
-      send: (dest) => active.sendTo(dest).catch((err) => { throw clientError(err, 'blob', key); }),
+      send: (dest) => active.sendTo(dest).catch((err) => { throw clientError(err, 'blob', digest.toString()); }),
     };
   }
 
@@ -166,7 +170,7 @@ export class PullThroughCache implements ContentReader {
       const answer = await route.upstream.request('GET', route.remote, 'tags/list', 'tags');
       if (answer.res.status !== 200) throw await route.upstream.failure(answer, `the tags of ${route.remote}`);
       try {
-        const body = await answer.res.json() as { tags?: unknown };
+        const body = JSON.parse(await readText(answer.res, MAX_TAG_LIST)) as { tags?: unknown };
         const tags = Array.isArray(body.tags) ? body.tags.filter((t): t is string => typeof t === 'string' && isTag(t)).sort() : [];
         return { tags, notes: MISS };
       } catch {
@@ -192,7 +196,7 @@ export class PullThroughCache implements ContentReader {
     let dropped = 0;
     for (const name of await this.deps.repositories()) {
       const route = this.deps.routes.route(name);
-      if (!route) continue;
+      if (!route || route.upstream.config.ttlMs <= 0) continue; // a ttl of 0 keeps cached tags for good
       const tags = await this.deps.store.tags(name).catch(() => [] as string[]);
       for (const tag of tags) {
         const used = await this.deps.store.tagUsedAt(name, tag);
@@ -219,16 +223,25 @@ export class PullThroughCache implements ContentReader {
     void this.deps.store.touchTag(name, tag).catch(() => undefined);
   }
 
-  /** Whether the blob is linked into `name` and stored; stored content another mirror fetched is linked here. */
-  private async linkStored(name: string, digest: Digest): Promise<boolean> {
+  /**
+   * Whether the blob is linked into `name` and stored. Content stored for another repository is
+   * linked here only once this repository's upstream confirms it holds the blob: a mirror never
+   * serves what its upstream would not (a private local blob, another upstream's content).
+   */
+  private async linkStored(route: Route, name: string, digest: Digest): Promise<boolean> {
     if (await this.deps.blobs.present(name, digest)) return true;
-    return this.deps.store.mountBlob(name, digest);
+    if (!(await this.deps.blobs.statGlobal(digest))) return false;
+    const answer = await route.upstream.request('HEAD', route.remote, `blobs/${digest}`, 'blob-head').catch(() => undefined);
+    if (!answer) return false;
+    answer.release();
+    return answer.res.status === 200 && this.deps.store.mountBlob(name, digest);
   }
 
   private servedStale(route: Route, name: string, err: UpstreamFailure, what: string): Notes {
     this.observer.stale(route.upstream.url);
     this.deps.log.warn({ repository: name, upstream: route.upstream.url, reason: err.message }, `upstream failed: serving the cached ${what}`);
-    return { 'Berth-Cache': 'stale', 'Berth-Cache-Reason': err.message.slice(0, 300) };
+    // upstream text in a header: printable ASCII only
+    return { 'Berth-Cache': 'stale', 'Berth-Cache-Reason': err.message.replace(/[^\x20-\x7e]/g, ' ').slice(0, 300) };
   }
 
   /** The digest the upstream's tag points at now (undefined when it does not say). */
@@ -338,4 +351,8 @@ export function clientError(err: unknown, kind: 'manifest' | 'blob' | 'repositor
     default:
       return new RegistryError('UNAVAILABLE', err.message, detail, 502);
   }
+}
+
+function fillKey(route: Route, digest: Digest): string {
+  return `${route.upstream.url} ${digest}`;
 }

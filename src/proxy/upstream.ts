@@ -37,9 +37,17 @@ class Limiter {
 
   constructor(private readonly maxConcurrent: number, private readonly maxRps: number) {}
 
-  acquire(): Promise<() => void> {
-    return new Promise((resolve) => {
-      this.queue.push(() => {
+  /** A slot; rejects with `onTimeout()` when none frees up within `waitMs`. */
+  acquire(waitMs: number, onTimeout: () => Error): Promise<() => void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const at = this.queue.indexOf(grant);
+        if (at !== -1) this.queue.splice(at, 1);
+        reject(onTimeout());
+      }, waitMs);
+      timer.unref();
+      const grant = () => {
+        clearTimeout(timer);
         this.active++;
         let released = false;
         resolve(() => {
@@ -48,7 +56,8 @@ class Limiter {
           this.active--;
           this.pump();
         });
-      });
+      };
+      this.queue.push(grant);
       this.pump();
     });
   }
@@ -83,6 +92,34 @@ export interface UpstreamResponse {
 }
 
 const TOKEN_MARGIN_MS = 10_000;
+/** How much of an upstream's error body, or token answer, is read: the rest is dropped. */
+const MAX_ERROR_BODY = 64 << 10;
+const MAX_TOKEN_BODY = 1 << 20;
+
+/** A response body as text, reading at most `limit` bytes (then the body is cancelled). */
+export async function readText(res: Response, limit: number): Promise<string> {
+  if (!res.body) return '';
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    const room = limit - total;
+    chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, Math.min(chunk.byteLength, room)));
+    total += Math.min(chunk.byteLength, room);
+    if (total >= limit) {
+      await res.body.cancel().catch(() => undefined);
+      break;
+    }
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function sameOrigin(a: string, b: string): boolean {
+  try {
+    return new URL(a).origin === new URL(b).origin;
+  } catch {
+    return false;
+  }
+}
 
 export class Upstream {
   private readonly limiter: Limiter;
@@ -98,7 +135,7 @@ export class Upstream {
 
   /** GET of `/v2/<remote>/<path>` as a stream (redirects followed, credentials only to the upstream's origin). */
   async stream(remote: string, path: string, kind: string): Promise<UpstreamStream> {
-    const release = await this.limiter.acquire();
+    const release = await this.slot();
     const started = process.hrtime.bigint();
     const scope = `repository:${remote}:pull`;
     let status: number | 'error' = 'error';
@@ -112,6 +149,8 @@ export class Upstream {
         if (res.statusCode === 401 && !retried) {
           retried = true;
           res.resume();
+          // only the upstream itself may say how to log in to it: never a host a redirect led to
+          if (url.origin !== new URL(this.url).origin) { status = 401; return this.failed(res, release, path); }
           const challenge = parseChallenge(res.headers['www-authenticate'] ?? null);
           if (!challenge) { status = 401; return this.failed(res, release, path); }
           this.challenge = challenge;
@@ -174,16 +213,22 @@ export class Upstream {
     return this.config.remoteUrl;
   }
 
+  /** A request slot within the limits; waiting counts against the timeout (then a cached copy can stand in). */
+  private slot(): Promise<() => void> {
+    return this.limiter.acquire(this.config.timeoutMs, () =>
+      new UpstreamFailure(this.url, `had no free request slot within ${this.config.timeoutMs / 1000} s (maxconcurrent ${this.config.maxConcurrent})`));
+  }
+
   /** `method` on `/v2/<remote>/<path>`; throws UpstreamFailure when unreachable or timed out. */
   async request(method: 'GET' | 'HEAD', remote: string, path: string, kind: string, headers: Record<string, string> = {}): Promise<UpstreamResponse> {
-    const release = await this.limiter.acquire();
+    const release = await this.slot();
     const started = process.hrtime.bigint();
     const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
     try {
       const scope = `repository:${remote}:pull`;
       const url = `${this.url}/v2/${remote}/${path}`;
       let res = await this.send(method, url, headers, await this.authorization(scope));
-      if (res.status === 401) {
+      if (res.status === 401 && sameOrigin(res.url || url, this.url)) {
         const challenge = parseChallenge(res.headers.get('www-authenticate'));
         await res.body?.cancel().catch(() => undefined);
         if (challenge) {
@@ -208,7 +253,7 @@ export class Upstream {
     const { res } = response;
     let detail = '';
     try {
-      const body = JSON.parse(await res.text()) as { errors?: { code?: string; message?: string }[] };
+      const body = JSON.parse(await readText(res, MAX_ERROR_BODY)) as { errors?: { code?: string; message?: string }[] };
       const first = body.errors?.[0];
       if (first) detail = `: ${first.code ?? ''}${first.message ? ` ${first.message}` : ''}`.slice(0, 300);
     } catch { /* not an OCI error body */ }
@@ -260,7 +305,7 @@ export class Upstream {
       throw new UpstreamFailure(this.url, `token endpoint ${tokenUrl.origin}${tokenUrl.pathname} answered ${res.status}${username ? ` for user ${username}` : ' (anonymous)'}`,
         res.status === 401 || res.status === 403 ? 401 : res.status);
     }
-    const body = await res.json().catch(() => ({})) as { token?: string; access_token?: string; expires_in?: number; issued_at?: string };
+    const body = await readText(res, MAX_TOKEN_BODY).then((text) => JSON.parse(text), () => ({})) as { token?: string; access_token?: string; expires_in?: number; issued_at?: string };
     const token = body.token ?? body.access_token;
     if (!token) throw new UpstreamFailure(this.url, 'token endpoint answered without a token');
     const issued = body.issued_at ? Date.parse(body.issued_at) : Date.now();

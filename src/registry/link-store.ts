@@ -50,6 +50,7 @@ export class LinkMetadataStore implements MetadataStore {
 
   async tagUsedAt(name: string, tag: string): Promise<number | undefined> {
     try {
+      await this.driver.stat(paths.tagCachedMark(name, tag)); // only tags a cache wrote
       return (await this.driver.stat(paths.tagCurrentLink(name, tag))).modTime.getTime();
     } catch (err) {
       if (isNotFound(err)) return undefined;
@@ -238,6 +239,7 @@ export class LinkMetadataStore implements MetadataStore {
         // the index is history, kept for registry:2's layout; only `current` has to survive a power cut
         await this.driver.putContent(paths.tagIndexLink(name, tag, digest), digest.toString(), { durable: false });
         await this.driver.putContent(paths.tagCurrentLink(name, tag), digest.toString());
+        if (record.deferReferences) await this.driver.putContent(paths.tagCachedMark(name, tag), '', { durable: false });
         this.knownTag(name, tag);
       }
       this.emit({ type: 'manifest-put', name, record, tag });

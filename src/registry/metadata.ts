@@ -50,7 +50,7 @@ export interface MetadataStore {
   referrers(name: string, subject: Digest): Promise<Digest[]>;
   /** Every repository holding manifests, sorted. */
   repositories(): Promise<string[]>;
-  /** When a tag was last written or pulled through a cache (touchTag); undefined when there is no such tag. */
+  /** When a tag a cache wrote was last written or pulled (touchTag); undefined for other tags and missing ones. */
   tagUsedAt(name: string, tag: string): Promise<number | undefined>;
   /** Content size when stored, whatever links it. */
   blobStat(digest: Digest): Promise<{ size: number; lastUsed: number } | undefined>;

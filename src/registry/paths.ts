@@ -37,6 +37,8 @@ export const paths = {
   tagsRoot: (name: string) => `${ROOT}/repositories/${name}/_manifests/tags`,
   tagDir: (name: string, tag: string) => `${ROOT}/repositories/${name}/_manifests/tags/${tag}`,
   tagCurrentLink: (name: string, tag: string) => `${ROOT}/repositories/${name}/_manifests/tags/${tag}/current/link`,
+  /** Berth's mark on a tag a pull-through cache wrote (only those expire); registry:2 ignores it. */
+  tagCachedMark: (name: string, tag: string) => `${ROOT}/repositories/${name}/_manifests/tags/${tag}/cached`,
   tagIndexLink: (name: string, tag: string, d: Digest) =>
     `${ROOT}/repositories/${name}/_manifests/tags/${tag}/index/${d.algorithm}/${d.hex}/link`,
   uploadsRoot: (name: string) => `${ROOT}/repositories/${name}/_uploads`,
