@@ -294,3 +294,24 @@ function sha256ToDigest(text: string) {
   const [algorithm, hex] = text.split(':');
   return { algorithm, hex, toString: () => text } as never;
 }
+
+describe('pull-through cache in read-only mode', () => {
+  it('serves what storage holds and asks no upstream', async () => {
+    const tiny = await tinyUpstream(new Map());
+    const root = tempDir('berth-proxy-ro-');
+    const writable = await startRegistry({ root, overrides: { proxy: { upstreams: [{ prefix: 'tiny', remoteurl: tiny.url }] } } });
+    const local = await pushImage(writable.url, 'mine/app', 'v1');
+    await writable.close();
+    const ro = await startRegistry({ root, overrides: {
+      proxy: { upstreams: [{ prefix: 'tiny', remoteurl: tiny.url }] }, 'storage.maintenance.readonly.enabled': true,
+    } });
+    try {
+      assert.equal((await fetch(`${ro.url}/v2/mine/app/manifests/v1`)).headers.get('docker-content-digest'), local.digest);
+      assert.equal((await fetch(`${ro.url}/v2/tiny/x/manifests/v1`)).status, 404);
+      assert.deepEqual(tiny.requests, []);
+    } finally {
+      await ro.close();
+      await tiny.close();
+    }
+  });
+});
