@@ -106,10 +106,16 @@ export function createServices(config: Config, driver: StorageDriver = createDri
   let policy: RepositoryPolicy = OPEN_POLICY;
   if (config.proxy.upstreams.length > 0) {
     const routes = new UpstreamRoutes(config.proxy.upstreams.map((u) => new Upstream(u, hooks.proxyMetrics)));
-    content = cache = new PullThroughCache({
-      local, routes, store, blobs, driver, maxManifestBytes: MAX_MANIFEST_BYTES, repositories: () => catalog.list(), log: log ?? silentLog, observer: hooks.proxyMetrics,
-    });
     policy = routes;
+    if (config.storage.readOnly) {
+      // nothing may be written, so nothing new is cached: mirrored repositories serve what storage holds
+      log?.warn('storage is read-only: the pull-through cache serves only what it holds and fetches nothing from its upstreams');
+    } else {
+      content = cache = new PullThroughCache({
+        local, routes, store, blobs, driver, maxManifestBytes: MAX_MANIFEST_BYTES, repositories: () => catalog.list(),
+        log: log ?? silentLog, observer: hooks.proxyMetrics,
+      });
+    }
   }
   return {
     driver, store, blobs, uploads, tags, manifests, catalog, collector, content, policy, cache,

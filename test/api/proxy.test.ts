@@ -243,6 +243,24 @@ describe('pull-through cache', { skip }, () => {
     }
   });
 
+  it('serves the cached copy when the upstream times out', async () => {
+    const slow = await startRegistry({ overrides: { proxy: { upstreams: [{ prefix: 'tiny', remoteurl: tiny.url, tagttl: '0s', timeout: '300ms' }] } } });
+    try {
+      assert.equal((await fetch(`${slow.url}/v2/tiny/x/manifests/v1`)).status, 200);
+      tiny.delayMs = 1000;
+      const res = await fetch(`${slow.url}/v2/tiny/x/manifests/v1`);
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get('berth-cache'), 'stale');
+      assert.match(res.headers.get('berth-cache-reason') ?? '', /did not answer within 0\.3 s/);
+      const uncached = await fetch(`${slow.url}/v2/tiny/x/manifests/${sha256('nothing')}`);
+      assert.equal(uncached.status, 503);
+      assert.match(((await uncached.json()) as { errors: { message: string }[] }).errors[0]!.message, /did not answer within 0\.3 s/);
+    } finally {
+      tiny.delayMs = 0;
+      await slow.close();
+    }
+  });
+
   it('caps requests in flight and per second toward an upstream', async () => {
     const limited = await startRegistry({ overrides: { proxy: { upstreams: [{ prefix: 'tiny', remoteurl: tiny.url, maxconcurrent: 2, maxrps: 4 }] } } });
     try {
@@ -276,3 +294,24 @@ function sha256ToDigest(text: string) {
   const [algorithm, hex] = text.split(':');
   return { algorithm, hex, toString: () => text } as never;
 }
+
+describe('pull-through cache in read-only mode', () => {
+  it('serves what storage holds and asks no upstream', async () => {
+    const tiny = await tinyUpstream(new Map());
+    const root = tempDir('berth-proxy-ro-');
+    const writable = await startRegistry({ root, overrides: { proxy: { upstreams: [{ prefix: 'tiny', remoteurl: tiny.url }] } } });
+    const local = await pushImage(writable.url, 'mine/app', 'v1');
+    await writable.close();
+    const ro = await startRegistry({ root, overrides: {
+      proxy: { upstreams: [{ prefix: 'tiny', remoteurl: tiny.url }] }, 'storage.maintenance.readonly.enabled': true,
+    } });
+    try {
+      assert.equal((await fetch(`${ro.url}/v2/mine/app/manifests/v1`)).headers.get('docker-content-digest'), local.digest);
+      assert.equal((await fetch(`${ro.url}/v2/tiny/x/manifests/v1`)).status, 404);
+      assert.deepEqual(tiny.requests, []);
+    } finally {
+      await ro.close();
+      await tiny.close();
+    }
+  });
+});

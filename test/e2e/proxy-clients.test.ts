@@ -5,7 +5,7 @@
 // skopeo pull 127.0.0.1:PORT/mirror/... directly.
 import { strict as assert } from 'node:assert';
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DOCKER_TOOLS, IMAGE_TOOLS, needs, run, startBerth, testImages, type BerthProcess, type TestImages } from '../helpers/clients.js';
@@ -78,6 +78,21 @@ describe('real clients through the pull-through cache', () => {
     assert.equal(digest, images.digests['multi:latest']);
     const refused = await fetch(`${berth.url}/v2/mirror/library/multi/blobs/uploads/`, { method: 'POST' });
     assert.equal(refused.status, 405);
+  });
+
+  it('containerd with a hosts.toml mirror pulls through Berth, which routes it by ?ns=', { skip: skip ?? needs(...DOCKER_TOOLS, 'ctr') }, async () => {
+    envs ??= await clientEnvs(work, { registryMirror: berth.url });
+    const refHost = new URL(ref.url).host;
+    const hosts = join(work, 'hosts');
+    mkdirSync(join(hosts, refHost), { recursive: true });
+    // the upstream itself wants credentials containerd does not have: only the mirror can answer
+    writeFileSync(join(hosts, refHost, 'hosts.toml'), `server = "${ref.url}"\n\n[host."${berth.url}"]\n  capabilities = ["pull", "resolve"]\n`);
+    const served = () => berth.log().split('\n')
+      .filter((l) => l.includes('"route":"manifest"') && l.includes('"repository":"mirror/library/web"') && l.includes('"status":200')).length;
+    const before = served();
+    await run('ctr', ['--address', join(work, 'dockerd/exec/containerd/containerd.sock'), '--namespace', 'berth-test',
+      'content', 'fetch', '--hosts-dir', hosts, `${refHost}/library/web:latest`]);
+    assert.ok(served() > before, 'the request for library/web?ns=<upstream host> was served from mirror/library/web');
   });
 
   it('never logs the upstream password', { skip }, () => {
