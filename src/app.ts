@@ -241,8 +241,7 @@ export function createApp(config: Config, log: Logger, driver?: StorageDriver): 
         timers.push(setInterval(expire, every).unref());
       }
       await notifier.start();
-      // a read-only registry that caches from upstreams still writes: offline gc must see it serving
-      if (!config.storage.readOnly || cache) await lease.start();
+      if (!config.storage.readOnly) await lease.start();
       services.usage.ready().catch((err) => log.error({ err }, 'usage index could not be built'));
       const { collector } = services;
       // an offline `berth gc --force` runs as its own process: when its report changes, cached sizes may be stale

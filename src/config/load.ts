@@ -85,6 +85,9 @@ export interface NotificationEndpoint {
   maxAgeMs: number;
 }
 
+/** How long a cached tag is served before its upstream is asked again, unless `tagttl` says. */
+const DEFAULT_TAG_TTL_MS = 10 * 60_000;
+
 export class ConfigError extends Error {
   constructor(message: string) {
     super(message);
@@ -413,7 +416,8 @@ function upstreams(p: any, env: NodeJS.ProcessEnv): UpstreamConfig[] {
     const ttlMs = e.ttl ?? p.ttl;
     return {
       prefix, remoteUrl: url.toString().replace(/\/+$/, ''), host: url.host, username, password, ttlMs,
-      tagTtlMs: e.tagttl ?? p.tagttl ?? ttlMs,
+      // a tag moves upstream at any time: by default it is re-checked (a HEAD) every 10 minutes at most
+      tagTtlMs: e.tagttl ?? p.tagttl ?? Math.min(ttlMs, DEFAULT_TAG_TTL_MS),
       timeoutMs: e.timeout ?? p.timeout ?? PROXY_DEFAULTS.timeout,
       maxConcurrent: e.maxconcurrent ?? p.maxconcurrent ?? PROXY_DEFAULTS.maxconcurrent,
       maxRps: e.maxrps ?? p.maxrps ?? PROXY_DEFAULTS.maxrps,

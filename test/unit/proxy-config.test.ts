@@ -19,7 +19,7 @@ describe('proxy configuration', () => {
   it('takes registry:2\'s proxy block, from the file and from REGISTRY_PROXY_*', () => {
     const config = loadConfig({ file: configFile('proxy:\n  remoteurl: https://registry-1.docker.io\n  username: u\n  password: p\n  ttl: 2h\n'), env: {} });
     assert.deepEqual(config.proxy.upstreams.map((u) => [u.prefix, u.remoteUrl, u.username, u.password, u.ttlMs, u.tagTtlMs]),
-      [['', 'https://registry-1.docker.io', 'u', 'p', 7_200_000, 7_200_000]]);
+      [['', 'https://registry-1.docker.io', 'u', 'p', 7_200_000, 600_000]]);
     const fromEnv = loadConfig({ env: { REGISTRY_PROXY_REMOTEURL: 'http://127.0.0.1:5001', REGISTRY_PROXY_USERNAME: 'a', REGISTRY_PROXY_PASSWORD: 'b' } });
     assert.deepEqual(fromEnv.proxy.upstreams.map((u) => [u.remoteUrl, u.host, u.username, u.password, u.ttlMs]),
       [['http://127.0.0.1:5001', '127.0.0.1:5001', 'a', 'b', 168 * 3_600_000]]);
@@ -36,7 +36,7 @@ describe('proxy configuration', () => {
       env: { GHCR_USER: 'me', GHCR_TOKEN: 'secret' },
     });
     assert.deepEqual(config.proxy.upstreams.map((u) => [u.prefix, u.remoteUrl, u.username, u.password, u.tagTtlMs, u.maxConcurrent, u.maxRps]),
-      [['ghcr', 'https://ghcr.io', 'me', 'secret', 300_000, 64, 100], ['quay', 'https://quay.io', undefined, undefined, 168 * 3_600_000, 4, 10]]);
+      [['ghcr', 'https://ghcr.io', 'me', 'secret', 300_000, 64, 100], ['quay', 'https://quay.io', undefined, undefined, 600_000, 4, 10]]);
   });
 
   it('refuses what cannot work, saying what to write', () => {
