@@ -40,6 +40,15 @@ const MANIFEST_ACCEPT = [
 /** The largest tag list read from an upstream (about 100,000 tags). */
 const MAX_TAG_LIST = 8 << 20;
 
+/** Pages of an upstream's tag list followed at most. */
+const MAX_TAG_PAGES = 100;
+
+/** The next page of a tag list, as a path below the repository, from a Link header. */
+function nextTagPage(link: string | null): string {
+  const match = link ? /<[^>]*\/tags\/list\?([^>]*)>\s*;\s*rel="?next"?/.exec(link) : null;
+  return match ? `tags/list?${match[1]}` : '';
+}
+
 /** How long a finished blob fill stays joinable. */
 const FILL_LINGER_MS = 5000;
 
@@ -167,17 +176,23 @@ export class PullThroughCache implements ContentReader {
     const route = this.deps.routes.route(name);
     if (!route) return this.local.tags(name);
     try {
-      const answer = await route.upstream.request('GET', route.remote, 'tags/list', 'tags');
-      if (answer.res.status !== 200) throw await route.upstream.failure(answer, `the tags of ${route.remote}`);
-      try {
-        const body = JSON.parse(await readText(answer.res, MAX_TAG_LIST)) as { tags?: unknown };
-        const tags = Array.isArray(body.tags) ? body.tags.filter((t): t is string => typeof t === 'string' && isTag(t)).sort() : [];
-        return { tags, notes: MISS };
-      } catch {
-        throw new UpstreamFailure(route.upstream.url, `answered the tags of ${route.remote} with something other than a tag list`, 502);
-      } finally {
-        answer.release();
+      // every page: upstreams that paginate (Link: <...?n=&last=>; rel="next") are followed to the end
+      const tags = new Set<string>();
+      let path = 'tags/list';
+      for (let page = 0; page < MAX_TAG_PAGES && path; page++) {
+        const answer = await route.upstream.request('GET', route.remote, path, 'tags');
+        if (answer.res.status !== 200) throw await route.upstream.failure(answer, `the tags of ${route.remote}`);
+        try {
+          const body = JSON.parse(await readText(answer.res, MAX_TAG_LIST)) as { tags?: unknown };
+          if (Array.isArray(body.tags)) for (const t of body.tags) if (typeof t === 'string' && isTag(t)) tags.add(t);
+        } catch {
+          throw new UpstreamFailure(route.upstream.url, `answered the tags of ${route.remote} with something other than a tag list`, 502);
+        } finally {
+          answer.release();
+        }
+        path = nextTagPage(answer.res.headers.get('link'));
       }
+      return { tags: [...tags].sort(), notes: MISS };
     } catch (err) {
       if (!(err instanceof UpstreamFailure)) throw err;
       if (err.status === 404) throw new RegistryError('NAME_UNKNOWN', `repository ${route.remote} is not known to ${route.upstream.url}`, { name });

@@ -50,6 +50,11 @@ describe('pull-through cache and hostile upstreams', () => {
         return;
       }
       if (url.includes('/redir/')) return void res.writeHead(307, { Location: `${evil.url}${url}` }).end();
+      if (url.startsWith('/v2/paged/tags/list')) { // two pages, as registries that paginate answer
+        const second = url.includes('last=b');
+        if (!second) res.setHeader('Link', '</v2/paged/tags/list?n=2&last=b>; rel="next"');
+        return void res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ name: 'paged', tags: second ? ['c'] : ['a', 'b'] }));
+      }
       if (url.includes('/flaky/tags/list')) {
         return void res.writeHead(503, { 'Content-Type': 'application/json' })
           .end(JSON.stringify({ errors: [{ code: 'UNAVAILABLE', message: 'maintenance\nwindow \u2014 back soon' }] }));
@@ -139,6 +144,12 @@ describe('pull-through cache and hostile upstreams', () => {
     assert.ok((await pullThrough!.expire(later)) >= 1, 'the cached flaky:v1 expires');
     assert.equal((await store.tag('up/flaky', 'v1')), undefined);
     assert.equal((await store.tag('up/local', 'v1'))?.toString(), sha(content));
+  });
+
+  it('follows every page of an upstream\'s tag list', async () => {
+    const res = await fetch(`${cache.url}/v2/up/paged/tags/list`);
+    assert.equal(res.status, 200);
+    assert.deepEqual(((await res.json()) as { tags: string[] }).tags, ['a', 'b', 'c']);
   });
 
   it('refuses credentials written into a remoteurl', () => {
