@@ -58,10 +58,6 @@ export class BlobStore {
     this.sizes.clear();
   }
 
-  isLinked(name: string, digest: Digest): Promise<boolean> {
-    return this.store.blobLinked(name, digest);
-  }
-
   /** Sends bytes [start, end] of a blob to `dest` (which the caller ends). */
   async copyTo(digest: Digest, dest: Writable, start?: number, end?: number): Promise<void> {
     try {

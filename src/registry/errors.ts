@@ -49,3 +49,7 @@ export class RegistryErrors extends Error {
     this.name = 'RegistryErrors';
   }
 }
+
+export function nameUnknown(name: string): RegistryError {
+  return new RegistryError('NAME_UNKNOWN', `repository name not known to registry: ${name}`, { name });
+}

@@ -8,7 +8,7 @@
 import { isNotFound, type StorageDriver } from '../storage/driver.js';
 import { readLink } from './blobs.js';
 import { walkRepositories } from './catalog.js';
-import { RegistryError } from './errors.js';
+import { nameUnknown, RegistryError } from './errors.js';
 import { KeyedLocks, lockKeys as K, type LockRequest, type Locker } from './locks.js';
 import { storedMediaType } from './media-types.js';
 import type { ManifestRecord, MetadataEvent, MetadataStore, MissingReference } from './metadata.js';
@@ -423,10 +423,6 @@ function linking(name: string, digest: Digest): LockRequest[] {
 
 function dirOf(linkPath: string): string {
   return linkPath.replace(/\/link$/, '');
-}
-
-export function nameUnknown(name: string): RegistryError {
-  return new RegistryError('NAME_UNKNOWN', `repository name not known to registry: ${name}`, { name });
 }
 
 async function listOrUndefined(driver: StorageDriver, path: string): Promise<string[] | undefined> {

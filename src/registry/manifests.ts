@@ -79,10 +79,6 @@ export class ManifestService {
     return manifest;
   }
 
-  async exists(name: string, digest: Digest): Promise<boolean> {
-    return (await this.store.revision(name, digest)) !== undefined;
-  }
-
   async put(name: string, reference: string, content: Buffer, contentType: string | undefined): Promise<PutResult> {
     if (content.length > this.maxSize) {
       throw new RegistryError('MANIFEST_TOO_LARGE', `manifest is ${content.length} bytes; the limit is ${this.maxSize}`);

@@ -1,6 +1,6 @@
 // Berth's JSON management API under /api/v1/, authorised like /v2/: repositories with their
 // usage, deleting a repository, collection, open uploads.
-import { RegistryError } from '../../registry/errors.js';
+import { nameUnknown, RegistryError } from '../../registry/errors.js';
 import { sendJson, type RequestContext } from '../context.js';
 import { linkHeader, paginate } from '../pagination.js';
 
@@ -21,7 +21,7 @@ export async function getRepository(ctx: RequestContext): Promise<void> {
   const { usage } = ctx.services;
   await usage.ready();
   const found = usage.usage(ctx.name);
-  if (!found) throw unknown(ctx.name);
+  if (!found) throw nameUnknown(ctx.name);
   const tags = [...usage.tagTimes(ctx.name)].sort((a, b) => b[1] - a[1])
     .map(([name, at]) => ({ name, pushedAt: at ? new Date(at).toISOString() : undefined }));
   sendJson(ctx, 200, { ...found, tagList: tags });
@@ -29,7 +29,7 @@ export async function getRepository(ctx: RequestContext): Promise<void> {
 
 /** DELETE /api/v1/repositories/<name> — its tags, manifests, links and uploads; blobs go with collection. */
 export async function deleteRepository(ctx: RequestContext): Promise<void> {
-  if (!(await ctx.services.store.deleteRepository(ctx.name))) throw unknown(ctx.name);
+  if (!(await ctx.services.store.deleteRepository(ctx.name))) throw nameUnknown(ctx.name);
   sendJson(ctx, 202, { deleted: ctx.name, note: 'blobs no other repository references are removed by the next garbage collection' });
 }
 
@@ -58,8 +58,4 @@ export async function startGc(ctx: RequestContext): Promise<void> {
 /** GET /api/v1/uploads — how many uploads are open and how many bytes they hold. */
 export async function uploadsStatus(ctx: RequestContext): Promise<void> {
   sendJson(ctx, 200, await ctx.services.openUploads.get());
-}
-
-function unknown(name: string): RegistryError {
-  return new RegistryError('NAME_UNKNOWN', `repository name not known to registry: ${name}`, { name });
 }
