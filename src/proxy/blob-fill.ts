@@ -29,8 +29,37 @@ const STEP = 1 << 20;
 /** `verified`: every byte is in the temporary file and matched the digest; the commit (flush, rename) follows. */
 type State = 'running' | 'verified' | 'committed' | 'failed';
 
+/**
+ * A client at the head of the stream: it is sent each chunk from memory as it arrives, not read
+ * back from the file. `sent` bytes reached it; the newest byte is held (`held`) until the digest
+ * check passes. A client whose socket backs up past LIVE_LIMIT falls back to reading the file.
+ */
+interface LiveReader {
+  dest: Writable;
+  sent: number;
+  held: Buffer | undefined;
+  settle: (err?: Error) => void;
+}
+
+/** Bytes a live client may have queued in its socket before it reads the file instead. */
+const LIVE_LIMIT = 4 << 20;
+
+/** How long the fill waits for a live reader's socket to drain before leaving it to read the file. */
+const LIVE_PATIENCE_MS = 2_000;
+
+/** The longest a live reader waits for a batch to fill. */
+const LIVE_DELAY_MS = 20;
+
 export class BlobFill {
   private written = 0;
+  /** Bytes received from the upstream and hashed (some may still be on their way to the file). */
+  private received = 0;
+  private readonly live = new Set<LiveReader>();
+  /** Chunks received but not yet sent to the live readers. */
+  private pending: Buffer[] = [];
+  /** Bytes handed to the live readers so far: where a reader joining them must stand. */
+  private flushed = 0;
+  private flushTimer: NodeJS.Timeout | undefined;
   private state: State = 'running';
   private error: Error | undefined;
   private readonly waiters: { at: number; wake: () => void }[] = [];
@@ -65,6 +94,10 @@ export class BlobFill {
       await this.driver.delete(paths.uploadDir(this.name, this.id)).catch(() => undefined); // nothing kept
       this.state = 'failed';
       this.error = err;
+      if (this.flushTimer) clearTimeout(this.flushTimer);
+      this.pending = [];
+      for (const reader of this.live) reader.settle(err);
+      this.live.clear(); // settled readers left the set
       this.wakeAll();
       throw err;
     });
@@ -87,7 +120,10 @@ export class BlobFill {
         for await (const chunk of body) {
           const buffer = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
           hash.update(buffer);
-          this.onBytes(buffer.length);
+          this.received += buffer.length;
+          // in order: a chunk goes to the live readers, or straight past them when there are none
+          if (this.live.size > 0 || this.pending.length > 0) this.queueLive(buffer);
+          else this.flushed += buffer.length;
           const more = sink.write(buffer, (err) => {
             if (err) return;
             this.written += buffer.length;
@@ -95,12 +131,16 @@ export class BlobFill {
           });
           batched += buffer.length;
           if (batched >= BATCH || !more) {
+            this.onBytes(batched);
             batched = 0;
+            if (this.live.size > 0) await this.liveDrained();
+            this.flushLive();
             sink.uncork();
             if (!more) await once(sink, 'drain');
             sink.cork();
           }
         }
+        this.onBytes(batched);
         sink.uncork();
       }
       await new Promise<void>((resolve, reject) => sink.end((err?: Error | null) => (err ? reject(err) : resolve())));
@@ -118,6 +158,8 @@ export class BlobFill {
     }
     // readers may send the last bytes now: the flush and rename of the commit need not delay them
     this.state = 'verified';
+    this.flushLive();
+    this.finishLive();
     this.wakeAll();
     await this.store.commitBlob(this.name, this.digest, this.temp);
     await this.driver.delete(paths.uploadDir(this.name, this.id));
@@ -145,7 +187,95 @@ export class BlobFill {
         continue;
       }
       if (complete) return;
-      await new Promise<void>((wake) => this.waiters.push({ at: pos + STEP, wake }));
+      if (pos === this.flushed && this.state === 'running') {
+        // at the head of the stream: take the next chunks from memory
+        const sent = await this.goLive(dest, pos);
+        if (sent === undefined) return;
+        pos = sent;
+        continue;
+      }
+      await new Promise<void>((wake) => this.waiters.push({ at: Math.min(pos + STEP, this.received), wake }));
+    }
+  }
+
+  /** Resolves undefined when the reader got the whole blob live, or the position it reached before falling behind. */
+  private goLive(dest: Writable, pos: number): Promise<number | undefined> {
+    return new Promise<number | undefined>((resolve, reject) => {
+      const reader: LiveReader = {
+        dest, sent: pos, held: undefined,
+        settle: (err) => {
+          if (err) reject(err);
+          else if (this.state === 'verified' || this.state === 'committed') resolve(undefined);
+          else {
+            // fell behind: the held byte is read again from the file, after the socket drains
+            const at = reader.sent;
+            if (dest.writableNeedDrain) once(dest, 'drain').then(() => resolve(at), reject);
+            else resolve(at);
+          }
+        },
+      };
+      this.live.add(reader);
+    });
+  }
+
+  /**
+   * Chunks for the live readers are sent in batches (one socket write for about BATCH bytes),
+   * with the file's batches, or after LIVE_DELAY_MS when the upstream sends slowly.
+   */
+  private queueLive(chunk: Buffer): void {
+    this.pending.push(chunk);
+    this.flushTimer ??= setTimeout(() => this.flushLive(), LIVE_DELAY_MS);
+  }
+
+  /**
+   * A live reader whose socket is backed up is waited for a while (a client slower than the
+   * upstream sets the pace, as it would pulling directly) before it is left to read the file.
+   */
+  private async liveDrained(): Promise<void> {
+    const slow = [...this.live].filter((reader) => reader.dest.writableLength > LIVE_LIMIT && !reader.dest.destroyed);
+    if (slow.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    const patience = new Promise<void>((resolve) => { timer = setTimeout(resolve, LIVE_PATIENCE_MS); });
+    await Promise.race([Promise.all(slow.map((reader) => once(reader.dest, 'drain').catch(() => undefined))), patience]);
+    clearTimeout(timer);
+  }
+
+  private flushLive(): void {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    const chunks = this.pending.splice(0);
+    if (chunks.length === 0) return;
+    for (const chunk of chunks) this.flushed += chunk.length;
+    for (const reader of this.live) {
+      const { dest } = reader;
+      if (dest.destroyed || dest.writableEnded) {
+        this.live.delete(reader); // its request's own handling reports the disconnect
+        reader.settle(new Error('the client went away'));
+        continue;
+      }
+      if (dest.writableLength > LIVE_LIMIT) {
+        this.live.delete(reader);
+        reader.settle();
+        continue;
+      }
+      dest.cork();
+      for (const chunk of chunks) {
+        if (reader.held) dest.write(reader.held);
+        if (chunk.length > 1) dest.write(chunk.subarray(0, chunk.length - 1));
+        reader.sent += chunk.length - 1 + (reader.held ? 1 : 0);
+        reader.held = chunk.subarray(chunk.length - 1);
+      }
+      dest.uncork();
+    }
+  }
+
+  /** The digest matched: live readers get their held byte and are done. */
+  private finishLive(): void {
+    for (const reader of this.live) {
+      if (reader.held && !reader.dest.destroyed) reader.dest.write(reader.held);
+      reader.held = undefined;
+      this.live.delete(reader);
+      reader.settle();
     }
   }
 

@@ -3,7 +3,7 @@
 // bodies; and against callers reaching for content their upstream does not hold.
 import { strict as assert } from 'node:assert';
 import { createHash } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, get, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { loadConfig } from '../../src/config/load.js';
@@ -27,6 +27,8 @@ describe('pull-through cache and hostile upstreams', () => {
   const digest = sha(good);
   const flakyManifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MANIFEST,
     config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest, size: good.length }, layers: [] }));
+  const drip = Buffer.alloc(24 << 20);
+  for (let i = 0; i < drip.length; i += 4) drip.writeUInt32LE(i, i);
   let manifestAnswers = 0;
   const evilSaw: string[] = [];
   let evil: Awaited<ReturnType<typeof server>>;
@@ -48,6 +50,12 @@ describe('pull-through cache and hostile upstreams', () => {
         res.write(bad.subarray(0, 1536 << 10));
         setTimeout(() => res.end(bad.subarray(1536 << 10)), 500);
         return;
+      }
+      if (url.includes('/drip/blobs/')) { // the blob in 1 MiB pieces, 10 ms apart
+        res.writeHead(200, { 'Content-Length': drip.length });
+        let at = 0;
+        const next = () => { res.write(drip.subarray(at, at += 1 << 20)); if (at < drip.length) setTimeout(next, 10); else res.end(); };
+        return void next();
       }
       if (url.includes('/redir/')) return void res.writeHead(307, { Location: `${evil.url}${url}` }).end();
       if (url.startsWith('/v2/paged/tags/list')) { // two pages, as registries that paginate answer
@@ -94,6 +102,34 @@ describe('pull-through cache and hostile upstreams', () => {
     }
     assert.equal((await fetch(`${cache.url}/v2/up/r0/corrupt/blobs/${digest}`, { method: 'HEAD' })).status === 200
       && await cache.app.services.blobs.statGlobal(parseDigest(digest)) !== undefined, false, 'nothing corrupt is kept');
+  });
+
+  it('sends every client the exact bytes: one reading at once, one joining late, one reading slowly', async () => {
+    const dripDigest = sha(drip);
+    const read = async (delayMs: number, pauseEveryMiB: number): Promise<Buffer> => {
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      const res = await new Promise<IncomingMessage>((resolve, reject) =>
+        get(`${cache.url}/v2/up/drip/blobs/${dripDigest}`, resolve).on('error', reject));
+      assert.equal(res.statusCode, 200);
+      const parts: Buffer[] = [];
+      let got = 0;
+      for await (const chunk of res) {
+        parts.push(chunk as Buffer);
+        const before = got;
+        got += (chunk as Buffer).length;
+        // a slow client: its socket backs up far past what the fill keeps for it in memory
+        if (pauseEveryMiB && Math.floor(got / (pauseEveryMiB << 20)) > Math.floor(before / (pauseEveryMiB << 20))) {
+          await new Promise((resolve) => setTimeout(resolve, got < (8 << 20) ? 2_500 : 50));
+        }
+      }
+      return Buffer.concat(parts);
+    };
+    const [fast, late, slow] = await Promise.all([read(0, 0), read(120, 0), read(0, 4)]);
+    for (const [who, body] of Object.entries({ fast, late, slow })) {
+      assert.equal(body.length, drip.length, `${who}: length`);
+      assert.equal(sha(body), dripDigest, `${who}: bytes`);
+    }
+    assert.ok(await cache.app.services.blobs.statGlobal(parseDigest(dripDigest)), 'the blob is kept');
   });
 
   it('gives the upstream\'s credentials to no host a redirect leads to', async () => {
