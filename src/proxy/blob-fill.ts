@@ -38,7 +38,8 @@ interface LiveReader {
   dest: Writable;
   sent: number;
   held: Buffer | undefined;
-  settle: (err?: Error) => void;
+  /** `done`: it has every byte; `behind`: it reads on from the file at `sent`; an error: the fill failed. */
+  settle: (outcome: 'done' | 'behind' | Error) => void;
 }
 
 /** Bytes a live client may have queued in its socket before it reads the file instead. */
@@ -102,6 +103,11 @@ export class BlobFill {
       throw err;
     });
     this.done.catch(() => undefined);
+  }
+
+  /** Every byte arrived and matched the digest (the commit may still be under way). */
+  get complete(): boolean {
+    return this.state === 'verified' || this.state === 'committed';
   }
 
   private get temp(): string {
@@ -203,9 +209,9 @@ export class BlobFill {
     return new Promise<number | undefined>((resolve, reject) => {
       const reader: LiveReader = {
         dest, sent: pos, held: undefined,
-        settle: (err) => {
-          if (err) reject(err);
-          else if (this.state === 'verified' || this.state === 'committed') resolve(undefined);
+        settle: (outcome) => {
+          if (outcome instanceof Error) reject(outcome);
+          else if (outcome === 'done') resolve(undefined);
           else {
             // fell behind: the held byte is read again from the file, after the socket drains
             const at = reader.sent;
@@ -255,7 +261,7 @@ export class BlobFill {
       }
       if (dest.writableLength > LIVE_LIMIT) {
         this.live.delete(reader);
-        reader.settle();
+        reader.settle('behind');
         continue;
       }
       dest.cork();
@@ -275,7 +281,7 @@ export class BlobFill {
       if (reader.held && !reader.dest.destroyed) reader.dest.write(reader.held);
       reader.held = undefined;
       this.live.delete(reader);
-      reader.settle();
+      reader.settle('done');
     }
   }
 

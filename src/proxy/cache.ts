@@ -167,7 +167,7 @@ export class PullThroughCache implements ContentReader {
     if (fill.name !== name) fill.done.then(() => this.deps.store.mountBlob(name, digest)).catch(() => undefined);
     const active = fill;
     return {
-      digest, size, ranges: false, notes: MISS,
+      digest, size, ranges: false, notes: active.complete ? HIT : MISS, // complete: the bytes are here, being committed
       send: (dest) => active.sendTo(dest).catch((err) => { throw clientError(err, 'blob', digest.toString()); }),
     };
   }

@@ -206,6 +206,7 @@ describe('pull-through cache', { skip }, () => {
 
   it('serves everything cached while the upstream is down, a tag past its ttl too; an uncached name gets a clear error', async () => {
     await pull('ref/team/app', refApp);
+    await pull('ref/big', refBig);
     await ref.stop();
     try {
       await new Promise((r) => setTimeout(r, 1100)); // past the tag's ttl
@@ -235,6 +236,10 @@ describe('pull-through cache', { skip }, () => {
       const res = await fetch(`${short.url}/v2/tiny/x/manifests/v1`);
       assert.equal(res.status, 200);
       for (const d of [image.config, ...image.layers]) await (await fetch(`${short.url}/v2/tiny/x/blobs/${d}`)).arrayBuffer();
+      // a client has every byte once the digest matched; the commit (flush, rename) follows
+      for (let i = 0; i < 100 && !(await short.app.services.store.blobStat(sha256ToDigest(image.layers[0]!))); i++) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
       const cached = short.app.services.cache!;
       assert.equal(await cached.expire(), 0); // pulled just now
       assert.equal(await cached.expire(Date.now() + 2 * 3_600_000), 1); // two hours on: past the ttl
