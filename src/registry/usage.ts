@@ -110,11 +110,17 @@ export class UsageIndex {
     return [...this.repos.keys()].sort();
   }
 
+  /** Every distinct blob and manifest a repository's manifests reference, with its size. */
+  referenced(name: string): Map<string, number> {
+    const blobs = new Map<string, number>();
+    for (const m of this.repos.get(name)?.manifests.values() ?? []) for (const [blob, size] of m.blobs) blobs.set(blob, size);
+    return blobs;
+  }
+
   usage(name: string): RepositoryUsage | undefined {
     const repo = this.repos.get(name);
     if (!repo) return undefined;
-    const blobs = new Map<string, number>();
-    for (const m of repo.manifests.values()) for (const [blob, size] of m.blobs) blobs.set(blob, size);
+    const blobs = this.referenced(name);
     let bytes = 0;
     let uniqueBytes = 0;
     for (const [blob, size] of blobs) {
