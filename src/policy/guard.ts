@@ -83,7 +83,7 @@ export class GuardedMetadataStore implements MetadataStore {
       if (immutable) {
         const current = await this.inner.tag(name, tag!);
         if (current && current.toString() !== record.digest.toString()) {
-          throw new RegistryError('DENIED', `tag ${tag} of ${name} is immutable (${immutable.where}: ${JSON.stringify(immutable.glob)}): ` +
+          throw new RegistryError('DENIED', `tag ${tag} of ${name} is immutable (it matches ${immutable.glob} in ${immutable.where}): ` +
             `it points at ${current} and cannot be moved to ${record.digest}; push under a new tag`,
           { tag, repository: name, digest: current.toString(), rule: immutable.where, pattern: immutable.glob });
         }
@@ -92,13 +92,14 @@ export class GuardedMetadataStore implements MetadataStore {
         this.quotas.checkNewRepository(name);
         if (tag !== undefined) this.quotas.checkNewTag(name, tag);
         if (this.policies.limit(name, 'bytes')) {
-          let extra = this.quotas.counted(name, record.digest.toString()) ? 0 : record.content.length;
+          // what manifests reference after this put: its own bytes and the blobs it brings in
+          let extra = this.quotas.referenced(name, record.digest.toString()) ? 0 : record.content.length;
           for (const blob of new Set(record.blobs.map(String))) {
-            if (this.quotas.counted(name, blob)) continue;
+            if (this.quotas.referenced(name, blob)) continue;
             const digest = record.blobs.find((b) => b.toString() === blob)!;
             extra += (await this.inner.blobStat(digest))?.size ?? 0;
           }
-          this.quotas.checkBytes(name, extra, `manifest ${record.digest}`);
+          this.quotas.checkBytes(name, extra, `manifest ${record.digest} with the blobs it references`, false);
         }
       }
       return this.inner.putManifest(name, record, tag);
@@ -156,6 +157,6 @@ export class GuardedMetadataStore implements MetadataStore {
 }
 
 function cannotDelete(name: string, tag: string, rule: { where: string; glob: string }): RegistryError {
-  return new RegistryError('DENIED', `tag ${tag} of ${name} is immutable (${rule.where}: ${JSON.stringify(rule.glob)}) and cannot be deleted`,
+  return new RegistryError('DENIED', `tag ${tag} of ${name} is immutable (it matches ${rule.glob} in ${rule.where}) and cannot be deleted`,
     { tag, repository: name, rule: rule.where, pattern: rule.glob });
 }

@@ -60,8 +60,16 @@ export class QuotaLedger {
     return names.size;
   }
 
+  /** Bytes the manifests of `name` reference (what the usage index reports). */
+  referencedBytes(name: string): number {
+    let used = 0;
+    for (const size of this.usage.referenced(name).values()) used += size;
+    return used;
+  }
+
+  /** Usage as the management API and metrics show it: for bytes, what manifests reference (never above the limit). */
   used(name: string, kind: QuotaKind): number {
-    return kind === 'bytes' ? this.bytesUsed(name) : kind === 'tags' ? this.tagsUsed(name) : this.repositoriesUnder(name);
+    return kind === 'bytes' ? this.referencedBytes(name) : kind === 'tags' ? this.tagsUsed(name) : this.repositoriesUnder(name);
   }
 
   /** Whether `digest` already counts against `name` (referenced or reserved). */
@@ -73,11 +81,21 @@ export class QuotaLedger {
     return this.usage.usage(name) !== undefined || this.starting.has(name);
   }
 
-  /** Refuses when `extra` more bytes would take `name` past its limit. */
-  checkBytes(name: string, extra: number, what: string): void {
+  /** Whether `digest` is referenced by a manifest of `name` (reservations aside). */
+  referenced(name: string, digest: string): boolean {
+    return this.usage.referenced(name).has(digest);
+  }
+
+  /**
+   * Refuses when `extra` more bytes would take `name` past its limit: at a blob commit counting
+   * the reservations of pushes in progress, at a manifest put (`reserved` false) only what
+   * manifests reference, so that racing pushes that reserved the rest between them cannot shut
+   * each other out.
+   */
+  checkBytes(name: string, extra: number, what: string, reserved = true): void {
     const limit = this.policies.limit(name, 'bytes');
     if (!limit || extra === 0) return;
-    const used = this.bytesUsed(name);
+    const used = reserved ? this.bytesUsed(name) : this.referencedBytes(name);
     if (used + extra > limit.limit) {
       throw exceeded('bytes', name, limit, used,
         `${name} may store ${bytes(limit.limit)} (${limit.where}) and stores ${bytes(used)}; ${what} needs ${bytes(extra)} more. ` +
