@@ -110,7 +110,7 @@ export class QuotaLedger {
       const used = this.repositoriesUnder(namespace);
       if (used + 1 > limit.limit) {
         throw exceeded('repositories', namespace, limit, used,
-          `namespace ${namespace} may hold ${limit.limit} repositories (${limit.where}) and holds ${used}; ${name} would be one more. ` +
+          `namespace ${namespace} may hold ${plural(limit.limit, 'repository', 'repositories')} (${limit.where}) and holds ${used}; ${name} would be one more. ` +
           'Push to an existing repository, delete one, or raise the limit');
       }
     }
@@ -123,7 +123,7 @@ export class QuotaLedger {
     if (tags.has(tag)) return;
     if (tags.size + 1 > limit.limit) {
       throw exceeded('tags', name, limit, tags.size,
-        `${name} may hold ${limit.limit} tags (${limit.where}) and holds ${tags.size}; tag ${tag} would be one more. ` +
+        `${name} may hold ${plural(limit.limit, 'tag', 'tags')} (${limit.where}) and holds ${tags.size}; tag ${tag} would be one more. ` +
         'Delete a tag, push to an existing one, or raise the limit');
     }
   }
@@ -153,6 +153,8 @@ function exceeded(quota: QuotaKind, scope: string, limit: Limit, used: number, m
   return new RegistryError('DENIED', `quota exceeded: ${message}`, { quota, [quota === 'repositories' ? 'namespace' : 'repository']: scope,
     limit: limit.limit, used, rule: limit.where });
 }
+
+const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
 
 /** 1536 → "1.5 KiB"; exact byte counts below 1 KiB. */
 export function bytes(n: number): string {
