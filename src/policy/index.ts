@@ -40,7 +40,7 @@ export function createPolicies(config: Config, store: MetadataStore, usage: Usag
   const retention = new Retention(store, driver, set, pulls, hooks);
   const policies: Policies = {
     set, quotas, retention, pulls,
-    view: (name) => set.view(name, (kind) => quotas.used(name, kind)),
+    view: (name) => set.view(name, (kind, scope) => quotas.used(scope, kind)),
     readsOf: (content) => (pulls ? new PullRecordingContent(content, pulls) : content),
   };
   return { policies, store: new GuardedMetadataStore(store, set, quotas, usage, driver) };

@@ -87,18 +87,23 @@ export class PolicySet {
     return found;
   }
 
-  /** What applies to `name`, for the management API (usage filled in by the caller). */
-  view(name: string, used: (kind: QuotaKind) => number): PolicyView | undefined {
+  /**
+   * What applies to `name`, for the management API (usage filled in by the caller, for the
+   * repository or, for `repositories`, the namespace it lies under with the smallest limit).
+   */
+  view(name: string, used: (kind: QuotaKind, scope: string) => number): PolicyView | undefined {
     const rules = this.matching(name);
-    if (rules.length === 0) return undefined;
+    const namespace = this.namespacesOf(name).sort((a, b) => a.limit.limit - b.limit.limit)[0];
+    if (rules.length === 0 && !namespace) return undefined;
     const view: PolicyView = {};
     const immutable = [...new Set(rules.flatMap((r) => r.immutable.map((i) => i.glob)))];
     if (immutable.length > 0) view.immutable = immutable;
     const quota: PolicyView['quota'] = {};
-    for (const kind of ['bytes', 'tags', 'repositories'] as const) {
+    for (const kind of ['bytes', 'tags'] as const) {
       const limit = this.limit(name, kind);
-      if (limit) quota[kind] = { limit: limit.limit, used: used(kind) };
+      if (limit) quota[kind] = { limit: limit.limit, used: used(kind, name) };
     }
+    if (namespace) quota.repositories = { limit: namespace.limit.limit, used: used('repositories', namespace.namespace) };
     if (Object.keys(quota).length > 0) view.quota = quota;
     const keeps = rules.flatMap((r) => (r.keep ? [r.keep] : []));
     const untagged = rules.filter((r) => r.untaggedMs !== undefined).sort((a, b) => b.untaggedMs! - a.untaggedMs!)[0];

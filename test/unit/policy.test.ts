@@ -31,6 +31,11 @@ describe('policies configuration', () => {
     assert.equal(p.rules[1]!.quota.repositories, 50);
   });
 
+  it('takes the rules from REGISTRY_POLICIES_RULES', () => {
+    const config = loadConfig({ env: { REGISTRY_POLICIES_RULES: '[{"repositories": ["ci/**"], "keep": {"last": 20}}]' } });
+    assert.equal(config.policies.rules[0]!.keep!.last, 20);
+  });
+
   it('takes REGISTRY_POLICIES_INTERVAL and REGISTRY_POLICIES_DRYRUN', () => {
     const config = loadConfig({ env: { REGISTRY_POLICIES_INTERVAL: '30m', REGISTRY_POLICIES_DRYRUN: 'true' } });
     assert.equal(config.policies.intervalMs, 30 * 60_000);
@@ -83,12 +88,12 @@ describe('policies configuration', () => {
     assert.equal(set.immutable('team/other', 'release-2'), undefined);
     assert.deepEqual(set.limit('team/app', 'tags'), { limit: 5, where: 'policies.rules[1].quota.tags' });
     assert.deepEqual(set.namespacesOf('team/app').map((n) => n.namespace), ['team']);
-    assert.deepEqual(set.view('team/app', () => 1), {
+    assert.deepEqual(set.view('team/app', (kind, scope) => (kind === 'repositories' ? scope.length : 1)), {
       immutable: ['v*', 'release-*'],
-      quota: { bytes: { limit: 2 ** 20, used: 1 }, tags: { limit: 5, used: 1 } },
+      quota: { bytes: { limit: 2 ** 20, used: 1 }, tags: { limit: 5, used: 1 }, repositories: { limit: 2, used: 4 } },
       retention: { last: 3, within: '30d', matching: '^v', protected: '^release-', untagged: '14d' },
     });
-    assert.deepEqual(set.view('team', () => 0), { quota: { repositories: { limit: 2, used: 0 } } });
+    assert.deepEqual(set.view('team', () => 0), undefined, 'a namespace limit shows on the repositories under it');
     assert.equal(set.view('elsewhere', () => 0), undefined);
   });
 });
