@@ -57,6 +57,12 @@ Maintenance (see docs/operations.md#garbage-collection):
   storage.maintenance.gc  collect garbage while serving: enabled, interval, grace (1h),
                           deleteuntagged, dryrun; on demand: POST /api/v1/gc
 
+Policies (see docs/configuration.md#policies):
+  policies.rules         per repository glob: keep (last, within, matching, protected),
+                         untagged.olderthan, immutable tag globs, quota (bytes, tags, repositories)
+  policies.interval      how often retention runs (1h; 0: on demand only: POST /api/v1/retention,
+                         berth retention); policies.dryrun: only report
+
 Access control (see docs/configuration.md#access-control):
   auth.htpasswd.path     users for Basic authentication (htpasswd -B), reloaded when it changes
   auth.token / tokenserver  Docker token authentication, with or without the embedded token server
@@ -294,8 +300,8 @@ const RETENTION_HELP = `Usage: berth retention [CONFIG] [options]
 
 Applies the retention rules of the configuration (policies.rules: keep, untagged) to storage no
 registry serves, and prints the report as JSON: the tags and manifests removed, or with --dryrun
-those that would be. Blobs only removed content used are freed by the next garbage collection
-(berth gc). A running registry applies the rules by itself every policies.interval, and on demand
+those that would be. The blobs only removed manifests referenced are freed by the next garbage
+collection (berth gc). A running registry applies the rules by itself every policies.interval, and on demand
 with POST /api/v1/retention[?dryrun=true]; this command refuses to change storage a registry
 serves (seen through the lease each one keeps under /berth/leases), unless given --force.
 
