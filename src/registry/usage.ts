@@ -60,12 +60,15 @@ export class UsageIndex {
   private first: Promise<void> | undefined;
   private running: Promise<void> | undefined;
   private queued: Promise<void> | undefined;
-  /** Events arriving during a walk, applied after it (one walk at a time). */
+  /** Events arriving during a walk, applied again after it (one walk at a time). */
   private pending: MetadataEvent[] | undefined;
 
   constructor(private readonly store: MetadataStore, private readonly driver: StorageDriver) {
     store.subscribe((event) => {
-      if (this.pending) this.pending.push(event); else this.apply(event);
+      // applied at once (quotas read these figures), and again after a walk in progress, which may
+      // have read the repository before the change (every event applies idempotently)
+      this.apply(event);
+      this.pending?.push(event);
     });
   }
 
