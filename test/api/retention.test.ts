@@ -7,6 +7,7 @@ import { execFile } from 'node:child_process';
 import { utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { makeHtpasswd } from '../helpers/pki.js';
 import { CLI, IMAGE_TOOLS, needs, run, testImages, type TestImages } from '../helpers/clients.js';
 import { pushImage, startRegistry, tempDir, type TestRegistry } from '../helpers/registry.js';
 import type { RetentionReport } from '../../src/policy/retention.js';
@@ -183,6 +184,30 @@ describe('retention', () => {
       assert.deepEqual(((await (await fetch(`${bare.url}/api/v1/retention`)).json()) as { last: unknown }).last, null);
     } finally {
       await bare.close();
+    }
+  });
+});
+
+describe('retention authorisation', () => {
+  it('starting retention needs delete on every repository', { skip: needs('htpasswd') }, async () => {
+    const basic = (user: string) => ({ Authorization: `Basic ${Buffer.from(`${user}:${user}-pass`).toString('base64')}` });
+    const htpasswd = join(tempDir('retention-auth-'), 'htpasswd');
+    await makeHtpasswd(htpasswd, { alice: 'alice-pass', bob: 'bob-pass' });
+    const r = await startRegistry({ overrides: {
+      auth: { htpasswd: { realm: 'berth', path: htpasswd } },
+      access: { rules: [{ repositories: ['**'], users: { alice: ['pull', 'push', 'delete'], bob: ['pull'] } },
+        { repositories: ['*'], users: { bob: ['delete'] } }] },
+      policies: { interval: '0', rules: [{ repositories: ['**'], keep: { last: 5 } }] },
+    } });
+    try {
+      assert.equal((await fetch(`${r.url}/api/v1/retention`, { method: 'POST' })).status, 401);
+      const denied = await fetch(`${r.url}/api/v1/retention?dryrun=true`, { method: 'POST', headers: basic('bob') });
+      assert.equal(denied.status, 403);
+      assert.match(((await denied.json()) as { errors: { message: string }[] }).errors[0]!.message, /delete rights on every repository/);
+      assert.equal((await fetch(`${r.url}/api/v1/retention`, { headers: basic('bob') })).status, 200, 'reading the report needs catalog access only');
+      assert.equal((await fetch(`${r.url}/api/v1/retention?dryrun=true&wait=true`, { method: 'POST', headers: basic('alice') })).status, 200);
+    } finally {
+      await r.close();
     }
   });
 });
