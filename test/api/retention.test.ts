@@ -188,6 +188,29 @@ describe('retention', () => {
   });
 });
 
+describe('pull times', () => {
+  it('are written when the registry stops and count after a restart', async () => {
+    const root = tempDir('retention-pulls-');
+    const overrides = { policies: { interval: '0', rules: [{ repositories: ['**'], keep: { within: '30d' } }] } };
+    const first = await startRegistry({ root, overrides });
+    for (const t of ['pulled', 'idle']) {
+      await pushImage(first.url, 'pulls/app', t, `pulls-${t}`);
+      agePush(first, 'pulls/app', t, 45);
+    }
+    assert.equal((await fetch(`${first.url}/v2/pulls/app/manifests/pulled`, { method: 'HEAD', headers: { Accept: 'application/vnd.oci.image.manifest.v1+json' } })).status, 200);
+    await first.close();
+    const second = await startRegistry({ root, overrides });
+    try {
+      const report = await retention(second);
+      assert.deepEqual(removedTags(report, 'pulls/app'), ['idle']);
+      assert.ok(report.tags[0]!.pulledAt === undefined);
+      assert.deepEqual(await tags(second, 'pulls/app'), ['pulled']);
+    } finally {
+      await second.close();
+    }
+  });
+});
+
 describe('retention authorisation', () => {
   it('starting retention needs delete on every repository', { skip: needs('htpasswd') }, async () => {
     const basic = (user: string) => ({ Authorization: `Basic ${Buffer.from(`${user}:${user}-pass`).toString('base64')}` });
