@@ -232,8 +232,12 @@ export class Retention {
     const revisions = needRevisions ? await this.revisions(name) : undefined;
     const plan = planRepository(tags, revisions, input);
     const removedTags: string[] = [];
+    let changed = false;
     for (const t of plan.tags) {
-      if (!dryRun && !(await this.store.deleteTag(name, t.tag, parseDigest(t.digest)))) continue; // moved or gone since
+      if (!dryRun && !(await this.store.deleteTag(name, t.tag, parseDigest(t.digest)))) { // moved or gone since
+        changed = true;
+        continue;
+      }
       removedTags.push(t.tag);
       report.tagsRemoved++;
       const detail = { repository: name, tag: t.tag, digest: t.digest, pushedAt: new Date(t.pushedAt).toISOString(),
@@ -242,6 +246,8 @@ export class Retention {
       this.hooks.onRemove?.('tag', detail, dryRun);
     }
     for (const m of plan.manifests) {
+      // a tag changed under the plan: what it would orphan is looked at again next run
+      if (changed && m.reason === 'tag removed') continue;
       // written before the plan (or before the untagged age): anything pushed or tagged since stays
       const writtenBefore = m.reason === 'untagged' ? Math.min(now - rules.untaggedMs!, started) : started;
       if (!dryRun && !(await this.store.sweepManifest(name, parseDigest(m.digest), writtenBefore))) continue;
