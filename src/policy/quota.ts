@@ -78,7 +78,9 @@ export class QuotaLedger {
   }
 
   exists(name: string): boolean {
-    return this.usage.usage(name) !== undefined || this.starting.has(name);
+    if (this.usage.usage(name) !== undefined) return true;
+    const started = this.starting.get(name);
+    return started !== undefined && started >= this.now() - this.reserveMs;
   }
 
   /** Whether `digest` is referenced by a manifest of `name` (reservations aside). */
