@@ -254,6 +254,8 @@ describe('berth retention (the command)', () => {
     const dry = await cli('--dryrun');
     assert.equal(dry.code, 0, dry.stderr);
     assert.deepEqual((JSON.parse(dry.stdout) as RetentionReport).tags.map((t) => t.tag), ['old']);
+    assert.match(dry.stderr, /"repository":"cli\/app","tag":"old".*"msg":"retention \(dry run\): would remove tag"/);
+    assert.match(dry.stderr, /retention \(dry run\) done: nothing was removed/);
     await r.close();
     const applied = await cli();
     assert.equal(applied.code, 0, applied.stderr);
