@@ -211,6 +211,30 @@ describe('pull times', () => {
   });
 });
 
+describe('retention on a schedule', () => {
+  it('runs every policies.interval, and policies.dryrun makes each run only report', async () => {
+    const r = await startRegistry({ overrides: { policies: { interval: '10s', dryrun: true,
+      rules: [{ repositories: ['**'], keep: { last: 1 } }] } } });
+    try {
+      await pushImage(r.url, 'sched/app', 'a', 'sched-a');
+      agePush(r, 'sched/app', 'a', 2);
+      await pushImage(r.url, 'sched/app', 'b', 'sched-b');
+      const deadline = Date.now() + 20_000;
+      let last: RetentionReport | null = null;
+      while (!last && Date.now() < deadline) {
+        await new Promise((res) => setTimeout(res, 500));
+        last = ((await (await fetch(`${r.url}/api/v1/retention`)).json()) as { last: RetentionReport | null }).last;
+      }
+      assert.ok(last, 'a scheduled run happened within 20 s');
+      assert.equal(last.dryRun, true);
+      assert.deepEqual(removedTags(last, 'sched/app'), ['a']);
+      assert.deepEqual(await tags(r, 'sched/app'), ['a', 'b']);
+    } finally {
+      await r.close();
+    }
+  });
+});
+
 describe('retention authorisation', () => {
   it('starting retention needs delete on every repository', { skip: needs('htpasswd') }, async () => {
     const basic = (user: string) => ({ Authorization: `Basic ${Buffer.from(`${user}:${user}-pass`).toString('base64')}` });
