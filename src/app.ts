@@ -29,12 +29,15 @@ import { UsageIndex } from './registry/usage.js';
 import { LocalContent, OPEN_POLICY, type ContentReader, type RepositoryPolicy } from './registry/content.js';
 import { registerMaintenanceMetrics } from './ops/maintenance-metrics.js';
 import { registerProxyMetrics } from './ops/proxy-metrics.js';
+import { registerPolicyMetrics } from './ops/policy-metrics.js';
 import type { StorageDriver } from './storage/driver.js';
 import { PullThroughCache, type CacheObserver } from './proxy/cache.js';
 import { UpstreamRoutes } from './proxy/routes.js';
 import { Upstream, type UpstreamObserver } from './proxy/upstream.js';
 import { FilesystemDriver } from './storage/filesystem.js';
 import { MemoryDriver } from './storage/memory.js';
+import { createPolicies, type Policies } from './policy/index.js';
+import { PULL_FLUSH_MS } from './policy/pulls.js';
 
 /** How often a running registry looks for a new `berth gc` report. */
 export const GC_WATCH_MS = 5000;
@@ -64,6 +67,8 @@ export interface Services {
   policy: RepositoryPolicy;
   /** The pull-through cache, when proxy upstreams are configured. */
   cache?: PullThroughCache;
+  /** Retention, tag immutability and quotas, when `policies.rules` are configured. */
+  policies?: Policies;
 }
 
 export function createDriver(config: Config): StorageDriver {
@@ -84,7 +89,14 @@ export interface ServiceHooks {
 const silentLog = pino({ level: 'silent' });
 
 export function createServices(config: Config, driver: StorageDriver = createDriver(config), hooks: ServiceHooks = {}): Services {
-  const store = new LinkMetadataStore(driver, persistStep(config.storage.gc.graceMs));
+  const base = new LinkMetadataStore(driver, persistStep(config.storage.gc.graceMs));
+  const usage = new UsageIndex(base, driver);
+  const log = hooks.log;
+  // client writes go through the policies' write guard; collection, retention and the cache's copies do not
+  const { policies, store } = createPolicies(config, base, usage, driver, {
+    onProgress: log ? (detail, message) => log.info(detail, message) : undefined,
+    onRemove: log ? (what, detail, dryRun) => log.info(detail, `retention${dryRun ? ' (dry run): would remove' : ': removed'} ${what}`) : undefined,
+  });
   const blobs = new BlobStore(driver, store);
   const tags = new TagService(store);
   const manifests = new ManifestService(store, blobs, MAX_MANIFEST_BYTES);
@@ -94,8 +106,7 @@ export function createServices(config: Config, driver: StorageDriver = createDri
     if (event.type === 'repository-deleted') catalog.remove(event.name);
     if (event.type === 'manifest-put') catalog.add(event.name);
   });
-  const log = hooks.log;
-  const collector = new Collector(store, driver, uploads, config.storage.gc, {
+  const collector = new Collector(base, driver, uploads, config.storage.gc, {
     onUnreadable: hooks.onUnreadable,
     onProgress: log ? (detail, message) => log.info(detail, message) : undefined,
     onDelete: log ? (what, detail) => log.debug(detail, `${config.storage.gc.dryRun ? 'would delete' : 'deleted'} ${what}`) : undefined,
@@ -112,15 +123,15 @@ export function createServices(config: Config, driver: StorageDriver = createDri
       log?.warn('storage is read-only: the pull-through cache serves only what it holds and fetches nothing from its upstreams');
     } else {
       content = cache = new PullThroughCache({
-        local, routes, store, blobs, driver, maxManifestBytes: MAX_MANIFEST_BYTES, repositories: () => catalog.list(),
+        local, routes, store: base, blobs, driver, maxManifestBytes: MAX_MANIFEST_BYTES, repositories: () => catalog.list(),
         log: log ?? silentLog, observer: hooks.proxyMetrics,
       });
     }
   }
+  if (policies) content = policies.readsOf(content);
   return {
-    driver, store, blobs, uploads, tags, manifests, catalog, collector, content, policy, cache,
+    driver, store, blobs, uploads, tags, manifests, catalog, collector, content, policy, cache, policies, usage,
     referrers: new ReferrersService(store, manifests, hooks.onUnreadable),
-    usage: new UsageIndex(store, driver),
     openUploads: new UploadFiguresCache(driver, uploads),
   };
 }
@@ -202,6 +213,7 @@ export function createApp(config: Config, log: Logger, driver?: StorageDriver): 
     },
   });
   const maintenanceMetrics = metrics ? registerMaintenanceMetrics(metrics.registry, services) : undefined;
+  if (metrics && services.policies) registerPolicyMetrics(metrics.registry, services.policies, services.usage);
   const lease = new HeartbeatLease(storage);
   const security = createSecurity(config, log);
   const notifier = new Notifier(config.notifications, storage, log, metrics);
@@ -268,15 +280,41 @@ export function createApp(config: Config, log: Logger, driver?: StorageDriver): 
       }, GC_WATCH_MS).unref());
       // changes made by other processes sharing the storage reach the usage figures at least this often
       timers.push(setInterval(() => void services.usage.rebuild().catch(() => undefined), USAGE_REFRESH_MS).unref());
+      const policies = services.policies;
+      if (policies) timers.push(...startPolicies(policies, config, log));
     },
     stop: async () => {
       timers.forEach(clearTimeout);
+      await services.policies?.pulls?.flush().catch((err) => log.warn({ err }, 'pull times could not be written'));
       await lease.stop();
       health?.stop();
       await notifier.stop();
       await security.passwords.close();
     },
   };
+}
+
+/** Scheduled retention and the periodic write of pull times; returns their timers. */
+function startPolicies(policies: Policies, config: Config, log: Logger): NodeJS.Timeout[] {
+  const timers: NodeJS.Timeout[] = [];
+  const { set, retention, pulls } = policies;
+  log.info({ rules: set.rules.length, retention: set.hasRetention, quotas: set.hasQuotas,
+    interval: config.policies.intervalMs / 1000, dryRun: config.policies.dryRun }, 'policies');
+  retention.onFinished((report) => {
+    const { tags, manifests, errors, ...summary } = report;
+    log.info({ ...summary, errors: errors.length > 0 ? errors : undefined },
+      report.dryRun ? 'retention (dry run) done: nothing was removed' : 'retention done');
+  });
+  if (pulls) timers.push(setInterval(() => void pulls.flush().catch((err) => log.warn({ err }, 'pull times could not be written')), PULL_FLUSH_MS).unref());
+  if (set.hasRetention && config.policies.intervalMs > 0) {
+    if (config.storage.readOnly) {
+      log.warn('storage is read-only: retention does not run');
+    } else {
+      const run = () => retention.run().catch((err) => log.error({ err }, 'retention failed'));
+      timers.push(setInterval(run, config.policies.intervalMs).unref());
+    }
+  }
+  return timers;
 }
 
 /** Removes uploads older than `ageMs` in every repository. */

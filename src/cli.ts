@@ -2,7 +2,7 @@
 // berth: the command line. Parses argv, loads the configuration, starts the registry.
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
-import { createApp, createDriver, createSecurity, createTokenListener } from './app.js';
+import { createApp, createDriver, createSecurity, createServices, createTokenListener } from './app.js';
 import { collectOffline, liveLeases } from './registry/maintenance.js';
 import { ConfigError, loadConfig, parseDuration, type Config } from './config/load.js';
 import { DataDirectoryError, prepareDataDirectory } from './config/root.js';
@@ -18,6 +18,7 @@ Usage: berth <command> [options]
 Commands:
   serve [CONFIG]          start the registry (default: 0.0.0.0:5000, data in ./data)
   gc [CONFIG]             remove blobs and manifests nothing references (storage no registry serves)
+  retention [CONFIG]      apply the retention rules of policies.rules now (--dryrun: only report)
   token-server [CONFIG]   run only the token server (Docker token authentication)
   health [CONFIG]         exit 0 when the registry CONFIG describes answers on /v2/ (container HEALTHCHECK)
   version                 print the version
@@ -34,6 +35,7 @@ Management API (authorised like /v2/; see docs/operations.md):
   curl localhost:5000/api/v1/repositories                 # repositories with tags, bytes, last push
   curl -X DELETE localhost:5000/api/v1/repositories/web   # delete a repository (needs --delete)
   curl -X POST localhost:5000/api/v1/gc                   # collect garbage now, while serving
+  curl -X POST 'localhost:5000/api/v1/retention?dryrun=true'  # what retention would remove
 `;
 
 const SERVE_HELP = `Usage: berth serve [CONFIG] [options]
@@ -54,6 +56,12 @@ Options:
 Maintenance (see docs/operations.md#garbage-collection):
   storage.maintenance.gc  collect garbage while serving: enabled, interval, grace (1h),
                           deleteuntagged, dryrun; on demand: POST /api/v1/gc
+
+Policies (see docs/configuration.md#policies):
+  policies.rules         per repository glob: keep (last, within, matching, protected),
+                         untagged.olderthan, immutable tag globs, quota (bytes, tags, repositories)
+  policies.interval      how often retention runs (1h; 0: on demand only: POST /api/v1/retention,
+                         berth retention); policies.dryrun: only report
 
 Access control (see docs/configuration.md#access-control):
   auth.htpasswd.path     users for Basic authentication (htpasswd -B), reloaded when it changes
@@ -288,6 +296,61 @@ async function gc(argv: string[]): Promise<void> {
   log.info(result, dryRun ? 'garbage collection (dry run) done' : 'garbage collection done');
 }
 
+const RETENTION_HELP = `Usage: berth retention [CONFIG] [options]
+
+Applies the retention rules of the configuration (policies.rules: keep, untagged) to storage no
+registry serves, and prints the report as JSON: the tags and manifests removed, or with --dryrun
+those that would be. The blobs only removed manifests referenced are freed by the next garbage
+collection (berth gc). A running registry applies the rules by itself every policies.interval, and on demand
+with POST /api/v1/retention[?dryrun=true]; this command refuses to change storage a registry
+serves (seen through the lease each one keeps under /berth/leases), unless given --force.
+
+Options:
+  -c, --config FILE   config file (the one the registry runs with: its policies block)
+  -r, --root DIR      data directory
+  -d, --dryrun        only report what would be removed (also --dry-run)
+  -f, --force         run although a registry serves this storage
+  -h, --help          show this help
+
+Examples:
+  berth retention --dryrun --config /etc/docker/registry/config.yml
+  berth retention --config /etc/docker/registry/config.yml && berth gc --config /etc/docker/registry/config.yml
+`;
+
+async function retention(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv, allowPositionals: true, options: {
+      config: { type: 'string', short: 'c' }, root: { type: 'string', short: 'r' },
+      dryrun: { type: 'boolean', short: 'd' }, 'dry-run': { type: 'boolean' }, force: { type: 'boolean', short: 'f' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(RETENTION_HELP);
+    return;
+  }
+  const config = configFrom(values, positionals);
+  const log = createLogger(config, process.stderr); // the report is standard output
+  if (!config.policies.rules.some((r) => r.keep || r.untaggedMs !== undefined)) {
+    fatal('configuration error: no retention rules: add policies.rules with keep or untagged (see docs/configuration.md#policies)');
+  }
+  await checkStorage(config);
+  const dryRun = !!(values.dryrun || values['dry-run']);
+  const driver = createDriver(config);
+  const serving = await liveLeases(driver);
+  if (serving.length > 0 && !dryRun && !values.force) {
+    fatal(`a registry is serving this storage (${serving.map((l) => `${l.host} pid ${l.pid}`).join(', ')}): it applies retention by itself ` +
+      "(policies.interval, POST /api/v1/retention); stop it first, use --dryrun, or pass --force to remove anyway");
+  }
+  const services = createServices(config, driver, { log });
+  const report = await services.policies!.retention.run({ dryRun });
+  await services.policies!.pulls?.flush();
+  log.info({ tagsRemoved: report.tagsRemoved, manifestsRemoved: report.manifestsRemoved, repositories: report.repositories },
+    dryRun ? 'retention (dry run) done: nothing was removed' : 'retention done; run berth gc to free the blobs');
+  process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  if (report.errors.length > 0) process.exit(1);
+}
+
 const HEALTH_HELP = `Usage: berth health [CONFIG] [--url URL]
 
 Asks the registry that CONFIG (and REGISTRY_* variables) describes for /v2/ and exits 0 when it
@@ -366,6 +429,7 @@ async function main(): Promise<void> {
     case 'serve': return serve(rest);
     case 'gc': case 'garbage-collect': return gc(rest);
     case 'health': return health(rest);
+    case 'retention': return retention(rest);
     case 'token-server': return tokenServer(rest);
     case 'version': case '--version': case '-v':
       process.stdout.write(`berth ${VERSION}\n`);

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { parse as parseYaml } from 'yaml';
 import { isSet, SCHEMA, type Spec } from './schema.js';
+import { parsePolicies, type PoliciesConfig } from '../policy/config.js';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 
@@ -48,6 +49,8 @@ export interface Config {
   notifications: NotificationEndpoint[];
   /** Pull-through caching: the upstreams repositories are mirrored from (empty: none). */
   proxy: { upstreams: UpstreamConfig[] };
+  /** Retention, tag immutability and quotas (`policies`). */
+  policies: PoliciesConfig;
   /** Keys accepted for compatibility but not acted on, with the reason (logged at startup). */
   ignored: string[];
 }
@@ -373,6 +376,7 @@ function build(tree: Tree, warnings: string[], env: NodeJS.ProcessEnv): Config {
       };
     }),
     proxy: { upstreams: upstreams(t.proxy, env) },
+    policies: parsePolicies(t.policies),
     ignored,
   };
 }

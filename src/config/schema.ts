@@ -251,6 +251,8 @@ export const SCHEMA: Spec = obj({
     maxtags: refused(`Berth does not cap tag list pages at a configured size: it answers up to ${MAX_PAGE} tags per request (n), and every tag without n`,
       'remove tags.maxtags'),
   }),
+  // Berth's own: retention, tag immutability and quotas (rules are checked by src/policy/config.ts)
+  policies: obj({ interval: str('1h'), dryrun: bool(false), rules: { kind: 'list', item: map } }),
   policy: obj({
     repository: obj({
       classes: refused('Berth does not restrict pushes by manifest class (image, plugin): it would accept manifests this list forbids',

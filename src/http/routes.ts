@@ -5,6 +5,7 @@ import { deleteBlob, getBlob } from './handlers/blobs.js';
 import { base, catalog, referrers, tagsList } from './handlers/discovery.js';
 import { deleteManifest, getManifest, putManifest } from './handlers/manifests.js';
 import { deleteRepository, gcStatus, getRepository, listRepositories, startGc, uploadsStatus } from './handlers/management.js';
+import { retentionStatus, startRetention } from './handlers/retention.js';
 import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from './handlers/uploads.js';
 
 import type { Effect } from '../registry/content.js';
@@ -67,5 +68,6 @@ export const ROUTES: Route[] = [
     methods: { GET: read(getRepository), DELETE: remove(deleteRepository) },
   },
   { name: 'api-gc', resource: 'catalog', pattern: /^\/api\/v1\/gc$/, methods: { GET: read(gcStatus), POST: write(startGc) } },
+  { name: 'api-retention', resource: 'catalog', pattern: /^\/api\/v1\/retention$/, methods: { GET: read(retentionStatus), POST: write(startRetention) } },
   { name: 'api-uploads', resource: 'catalog', pattern: /^\/api\/v1\/uploads$/, methods: { GET: read(uploadsStatus) } },
 ];

@@ -252,10 +252,12 @@ export class LinkMetadataStore implements MetadataStore {
       async () => this.removeRevision(name, digest));
   }
 
-  deleteTag(name: string, tag: string): Promise<boolean> {
+  deleteTag(name: string, tag: string, expected?: Digest): Promise<boolean> {
     return this.locks.withLocks([shared(K.repository(name)), excl(K.tag(name, tag))], async () => {
+      const current = await this.tag(name, tag);
+      if (expected && current && current.toString() !== expected.toString()) return false; // moved meanwhile
       this.forgetTag(name, tag);
-      if (!(await this.tag(name, tag))) return false;
+      if (!current) return false;
       await this.driver.delete(paths.tagDir(name, tag));
       this.emit({ type: 'tag-deleted', name, tag });
       return true;

@@ -73,7 +73,8 @@ export interface MetadataStore {
   putManifest(name: string, record: ManifestRecord, tag?: string): Promise<MissingReference[]>;
   /** Removes a revision and every tag pointing at it; false when it was not present. */
   deleteManifest(name: string, digest: Digest): Promise<boolean>;
-  deleteTag(name: string, tag: string): Promise<boolean>;
+  /** Removes a tag; with `expected`, only while it still points there. False when nothing was removed. */
+  deleteTag(name: string, tag: string, expected?: Digest): Promise<boolean>;
   /** Removes a repository's tags, revisions, links and uploads; false when it did not exist. */
   deleteRepository(name: string): Promise<boolean>;
 

@@ -60,12 +60,15 @@ export class UsageIndex {
   private first: Promise<void> | undefined;
   private running: Promise<void> | undefined;
   private queued: Promise<void> | undefined;
-  /** Events arriving during a walk, applied after it (one walk at a time). */
+  /** Events arriving during a walk, applied again after it (one walk at a time). */
   private pending: MetadataEvent[] | undefined;
 
   constructor(private readonly store: MetadataStore, private readonly driver: StorageDriver) {
     store.subscribe((event) => {
-      if (this.pending) this.pending.push(event); else this.apply(event);
+      // applied at once (quotas read these figures), and again after a walk in progress, which may
+      // have read the repository before the change (every event applies idempotently)
+      this.apply(event);
+      this.pending?.push(event);
     });
   }
 
@@ -110,11 +113,17 @@ export class UsageIndex {
     return [...this.repos.keys()].sort();
   }
 
+  /** Every distinct blob and manifest a repository's manifests reference, with its size. */
+  referenced(name: string): Map<string, number> {
+    const blobs = new Map<string, number>();
+    for (const m of this.repos.get(name)?.manifests.values() ?? []) for (const [blob, size] of m.blobs) blobs.set(blob, size);
+    return blobs;
+  }
+
   usage(name: string): RepositoryUsage | undefined {
     const repo = this.repos.get(name);
     if (!repo) return undefined;
-    const blobs = new Map<string, number>();
-    for (const m of repo.manifests.values()) for (const [blob, size] of m.blobs) blobs.set(blob, size);
+    const blobs = this.referenced(name);
     let bytes = 0;
     let uniqueBytes = 0;
     for (const [blob, size] of blobs) {

@@ -24,7 +24,8 @@ export async function getRepository(ctx: RequestContext): Promise<void> {
   if (!found) throw nameUnknown(ctx.name);
   const tags = [...usage.tagTimes(ctx.name)].sort((a, b) => b[1] - a[1])
     .map(([name, at]) => ({ name, pushedAt: at ? new Date(at).toISOString() : undefined }));
-  sendJson(ctx, 200, { ...found, tagList: tags });
+  const policies = ctx.services.policies?.view(ctx.name);
+  sendJson(ctx, 200, { ...found, tagList: tags, ...(policies ? { policies } : {}) });
 }
 
 /** DELETE /api/v1/repositories/<name> — its tags, manifests, links and uploads; blobs go with collection. */
