@@ -26,6 +26,8 @@ import { ReferrersService, type UnreadableReporter } from './registry/referrers.
 import { TagService } from './registry/tags.js';
 import { UploadService } from './registry/uploads.js';
 import { UsageIndex } from './registry/usage.js';
+import { RepositoryInventory } from './registry/inventory.js';
+import { UiAssets } from './ui/assets.js';
 import { LocalContent, OPEN_POLICY, type ContentReader, type RepositoryPolicy } from './registry/content.js';
 import { registerMaintenanceMetrics } from './ops/maintenance-metrics.js';
 import { registerProxyMetrics } from './ops/proxy-metrics.js';
@@ -56,6 +58,10 @@ export interface Services {
   referrers: ReferrersService;
   catalog: CatalogService;
   usage: UsageIndex;
+  /** Tags and manifests with sizes and platforms, for the management API and the web UI. */
+  inventory: RepositoryInventory;
+  /** The web UI's built files. */
+  ui: UiAssets;
   collector: Collector;
   openUploads: UploadFiguresCache;
   /** What the read handlers serve: local content, or a pull-through cache in front of it. */
@@ -117,10 +123,12 @@ export function createServices(config: Config, driver: StorageDriver = createDri
       });
     }
   }
+  const usage = new UsageIndex(store, driver);
   return {
-    driver, store, blobs, uploads, tags, manifests, catalog, collector, content, policy, cache,
+    driver, store, blobs, uploads, tags, manifests, catalog, collector, content, policy, cache, usage,
     referrers: new ReferrersService(store, manifests, hooks.onUnreadable),
-    usage: new UsageIndex(store, driver),
+    inventory: new RepositoryInventory(store, manifests, blobs, usage),
+    ui: new UiAssets(),
     openUploads: new UploadFiguresCache(driver, uploads),
   };
 }

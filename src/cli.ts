@@ -8,8 +8,8 @@ import { ConfigError, loadConfig, parseDuration, type Config } from './config/lo
 import { DataDirectoryError, prepareDataDirectory } from './config/root.js';
 import { createLogger } from './log.js';
 import { closeConnections } from './http/listener.js';
+import { VERSION } from './version.js';
 
-const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 const MAIN_HELP = `berth ${VERSION} — a container image registry (OCI Distribution API, a drop-in for registry:2)
 

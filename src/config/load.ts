@@ -48,6 +48,8 @@ export interface Config {
   notifications: NotificationEndpoint[];
   /** Pull-through caching: the upstreams repositories are mirrored from (empty: none). */
   proxy: { upstreams: UpstreamConfig[] };
+  /** The web UI at / (Berth only). */
+  ui: { enabled: boolean };
   /** Keys accepted for compatibility but not acted on, with the reason (logged at startup). */
   ignored: string[];
 }
@@ -373,6 +375,7 @@ function build(tree: Tree, warnings: string[], env: NodeJS.ProcessEnv): Config {
       };
     }),
     proxy: { upstreams: upstreams(t.proxy, env) },
+    ui: { enabled: t.ui.enabled },
     ignored,
   };
 }
