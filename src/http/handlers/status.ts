@@ -1,6 +1,7 @@
 // GET /api/v1/status (the registry at a glance) and GET /api/v1/me (who the caller is and what
 // they may do), for the web UI and for scripts. Both answer from the running services.
 import { ACTIONS, type Action } from '../../auth/access.js';
+import { lastGcReport } from '../../registry/gc.js';
 import { validateName } from '../../registry/names.js';
 import { VERSION } from '../../version.js';
 import { sendJson, type RequestContext } from '../context.js';
@@ -16,7 +17,9 @@ export async function status(ctx: RequestContext): Promise<void> {
     storage: { bytes: usage.totals().bytes, driver: storage.driver },
     uploads: await openUploads.get(),
     gc: {
-      ...collector.state, last: collector.last ?? null, settings: collector.settings,
+      // the last report of this process, else the one in storage (an earlier process, or berth gc)
+      ...collector.state, last: collector.last ?? await lastGcReport(ctx.services.driver).catch(() => undefined) ?? null,
+      settings: collector.settings,
       scheduled: storage.gc.enabled ? { intervalSeconds: storage.gc.intervalMs / 1000 } : null,
     },
     deleteEnabled: storage.deleteEnabled,

@@ -1,0 +1,227 @@
+// The web UI in a real browser (Debian's Chromium, driven by playwright-core) against a real
+// Berth holding images skopeo pushed: every page shows what was pushed, filtering works, a
+// delete works and the image is then gone from /v2/, the page loads nothing from elsewhere and
+// breaks no Content-Security-Policy rule. Screenshots of each page go to test-results/ui/.
+import { strict as assert } from 'node:assert';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { BrowserContext, Page } from 'playwright-core';
+import { IMAGE_TOOLS, needs, run, startBerth, testImages, type BerthProcess, type TestImages } from '../helpers/clients.js';
+import { launchBrowser, SCREENSHOTS, screenshots } from '../helpers/browser.js';
+import { pushBlob, sha256, tempDir } from '../helpers/registry.js';
+
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+
+/** Attaches an artifact (an SBOM, a signature) to `subject`, pushed by digest as referrers are. */
+export async function pushReferrer(url: string, name: string, subject: { digest: string; size: number }, artifactType: string,
+                                   annotations: Record<string, string> = {}): Promise<string> {
+  const empty = '{}';
+  const config = await pushBlob(url, name, empty);
+  const body = Buffer.from(JSON.stringify({ artifactType, subject: { ...subject, mediaType: OCI_MANIFEST } }));
+  const layer = await pushBlob(url, name, body);
+  const manifest = Buffer.from(JSON.stringify({
+    schemaVersion: 2, mediaType: OCI_MANIFEST, artifactType,
+    config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: config, size: empty.length },
+    layers: [{ mediaType: artifactType, digest: layer, size: body.length }],
+    subject: { mediaType: OCI_MANIFEST, ...subject },
+    annotations: { 'org.opencontainers.image.created': '2026-01-02T03:04:05Z', ...annotations },
+  }));
+  const digest = sha256(manifest);
+  const res = await fetch(`${url}/v2/${name}/manifests/${digest}`, { method: 'PUT', body: manifest, headers: { 'Content-Type': OCI_MANIFEST } });
+  if (res.status !== 201) throw new Error(`PUT referrer: ${res.status} ${await res.text()}`);
+  return digest;
+}
+
+/** Opens a page of the UI and waits until it has rendered (the UI marks each completed render). */
+export async function open(page: Page, url: string): Promise<void> {
+  const marks = await page.evaluate(() => performance.getEntriesByType('mark').length).catch(() => 0);
+  await page.goto(url);
+  await page.waitForFunction((before) => performance.getEntriesByType('mark').filter((m) => m.name.startsWith('berth:rendered')).length > 0 &&
+    performance.getEntriesByType('mark').length !== before, marks, { timeout: 15_000 }).catch(() => undefined);
+  await page.locator('main h1').first().waitFor({ timeout: 15_000 });
+}
+
+describe('the web UI in a browser', () => {
+  const skip = needs('chromium', ...IMAGE_TOOLS);
+  const work = tempDir('berth-ui-');
+  let berth: BerthProcess;
+  let images: TestImages;
+  let browser: BrowserContext;
+  let page: Page;
+  const foreign: string[] = [];
+  const problems: string[] = [];
+  let sbom: string;
+  let signature: string;
+
+  before(async () => {
+    if (skip) return;
+    images = await testImages(join(work, 'img'));
+    berth = await startBerth(join(work, 'data'));
+    const copy = (source: string, dest: string, all = false) => run('skopeo', ['copy', '--quiet', '--preserve-digests',
+      ...(all ? ['--all'] : []), '--dest-tls-verify=false', source, `docker://${berth.host}/${dest}`]);
+    await copy(`oci:${images.dir}/oci/small:v1`, 'team/web:v1');
+    await copy(`oci:${images.dir}/oci/small:v2`, 'team/web:v2');
+    await copy(`oci:${images.dir}/oci/multi:latest`, 'multi/oci:latest', true);
+    await copy(`dir:${images.dir}/docker/list`, 'docker/list:v1', true);
+    await copy(`dir:${images.dir}/docker/small`, 'docker/small:v1');
+    const v1 = images.digests['small:v1']!;
+    const v1Size = (await (await fetch(`${berth.url}/v2/team/web/manifests/v1`, { method: 'HEAD', headers: { Accept: OCI_MANIFEST } })).headers.get('content-length'));
+    sbom = await pushReferrer(berth.url, 'team/web', { digest: v1, size: Number(v1Size) }, 'application/spdx+json');
+    signature = await pushReferrer(berth.url, 'team/web', { digest: v1, size: Number(v1Size) }, 'application/vnd.dev.cosign.artifact.sig.v1+json',
+      { 'dev.sigstore.cosign/signature': 'MEUCIQ' });
+    browser = await launchBrowser(join(work, 'profile'));
+    page = await browser.newPage();
+    const origin = new URL(berth.url).origin;
+    page.on('request', (req) => { if (new URL(req.url()).origin !== origin && !req.url().startsWith('data:')) foreign.push(req.url()); });
+    page.on('console', (msg) => { if (msg.type() === 'error') problems.push(msg.text()); });
+    page.on('pageerror', (err) => problems.push(err.message));
+    process.stdout.write(`screenshots: ${SCREENSHOTS}\n`);
+  });
+  after(async () => {
+    await browser?.close();
+    await berth?.stop();
+  });
+
+  it('a browser at / gets the UI; registry clients and /v2/ are unchanged', { skip }, async () => {
+    const html = await fetch(`${berth.url}/`, { headers: { Accept: 'text/html' } });
+    assert.equal(html.status, 200);
+    assert.match(html.headers.get('content-security-policy') ?? '', /default-src 'none'; script-src 'self'/);
+    assert.doesNotMatch(await html.text(), /<script>|<script [^>]*>[^<]/, 'no inline script');
+    const client = await fetch(`${berth.url}/`);
+    assert.equal(client.status, 404);
+    assert.equal((await fetch(`${berth.url}/v2/`)).status, 200);
+    const catalog = await (await fetch(`${berth.url}/v2/_catalog`)).json() as { repositories: string[] };
+    assert.deepEqual(catalog.repositories, ['docker/list', 'docker/small', 'multi/oci', 'team/web']);
+  });
+
+  it('lists the repositories with tag counts and sizes, and filters as one types', { skip }, async () => {
+    await open(page, `${berth.url}/`);
+    const rows = page.locator('#repo-results tbody tr');
+    assert.deepEqual(await rows.locator('td:first-child').allTextContents(), ['docker/list', 'docker/small', 'multi/oci', 'team/web']);
+    const web = rows.filter({ hasText: 'team/web' });
+    assert.equal(await web.locator('td').nth(1).textContent(), '2');
+    assert.match(await web.locator('td').nth(2).textContent() ?? '', /^\d+(\.\d)? (B|KiB)$/);
+    assert.match(await web.locator('td').nth(3).textContent() ?? '', /seconds? ago|minutes? ago/);
+    assert.match(await page.locator('#repo-count').textContent() ?? '', /1–4 of 4 repositories/);
+    await screenshots(page, 'repositories', { phone: true });
+    await page.getByLabel('Filter repositories').fill('docker');
+    await page.waitForFunction(() => document.querySelectorAll('#repo-results tbody tr').length === 2);
+    assert.deepEqual(await rows.locator('td:first-child').allTextContents(), ['docker/list', 'docker/small']);
+    await page.getByLabel('Filter repositories').fill('nothing-like-this');
+    await page.getByText('No repository matches').waitFor();
+    await page.getByLabel('Filter repositories').fill('');
+    await page.waitForFunction(() => document.querySelectorAll('#repo-results tbody tr').length === 4);
+  });
+
+  it('a repository shows its tags newest first, with digest, size, platforms, the pull command and untagged manifests', { skip }, async () => {
+    // keyboard only: from the filter to the repository's link, then Enter
+    await page.getByLabel('Filter repositories').fill('team');
+    await page.waitForFunction(() => document.querySelectorAll('#repo-results tbody tr').length === 1);
+    await page.getByLabel('Filter repositories').press('Tab');
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'team/web');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { level: 1, name: 'team/web' }).waitFor();
+    const tags = page.locator('#tags-table tbody tr');
+    await tags.first().waitFor();
+    assert.deepEqual(await tags.locator('td:first-child strong').allTextContents(), ['v2', 'v1']);
+    const v1 = tags.filter({ hasText: 'v1' });
+    assert.equal(await v1.locator('td').nth(1).locator('code').textContent(), images.digests['small:v1']!.slice(0, 19));
+    assert.equal(await v1.locator('td').nth(3).textContent(), 'linux/amd64');
+    const host = new URL(berth.url).host;
+    assert.equal(await page.locator('.pull code').textContent(), `docker pull ${host}/team/web:v2`);
+    // the referrers are untagged manifests kept for their subject
+    assert.match(await page.locator('main').textContent() ?? '', /2 more untagged manifests are kept/);
+    assert.ok(await page.getByRole('button', { name: 'Delete tag v1' }).isVisible(), 'anonymous users of an open registry may delete');
+    await screenshots(page, 'repository', { phone: true });
+  });
+
+  it('an image shows its config, its layers with their sizes, its referrers grouped by type and the raw JSON', { skip }, async () => {
+    const digest = images.digests['small:v1']!;
+    await open(page, `${berth.url}/#/r/team/web@${digest}`);
+    const manifest = JSON.parse(readFileSync(join(images.dir, 'oci/small/blobs', digest.replace(':', '/')), 'utf8')) as
+      { layers: { digest: string; size: number }[] };
+    const layerRows = page.locator('section[aria-labelledby="layers-title"] tbody tr');
+    assert.equal(await layerRows.count(), manifest.layers.length);
+    for (const [i, layer] of manifest.layers.entries()) {
+      assert.equal(await layerRows.nth(i).locator('td').nth(2).textContent(), `${layer.size} B`);
+      assert.equal(await layerRows.nth(i).locator('td').nth(1).locator('code').getAttribute('title'), layer.digest);
+    }
+    const config = page.locator('section[aria-labelledby="config-title"]');
+    assert.match(await config.textContent() ?? '', /Cmd"\/hello.txt"/);
+    assert.match(await config.textContent() ?? '', /PATH=\/usr\/local\/sbin/);
+    assert.match(await config.textContent() ?? '', /linux\/amd64/);
+    const referrers = page.locator('section[aria-labelledby="referrers-title"]');
+    assert.match(await referrers.locator('h2').textContent() ?? '', /Referrers \(2\)/);
+    assert.deepEqual((await referrers.locator('h3').allTextContents()).sort(),
+      ['application/spdx+json (1)', 'application/vnd.dev.cosign.artifact.sig.v1+json (1)']);
+    assert.equal(JSON.parse(await page.locator('pre.raw').textContent() ?? '').layers.length, manifest.layers.length);
+    await screenshots(page, 'image', { phone: true });
+    // a referrer is browsable: its page names the manifest it is attached to
+    await referrers.locator(`a[href$="${sbom}"]`).click();
+    await page.getByRole('heading', { level: 1, name: /Manifest sha256:/ }).waitFor();
+    assert.match(await page.locator('dl.facts').textContent() ?? '', new RegExp(`Attached to${digest.slice(0, 19)}`));
+    assert.match(await page.locator('main').textContent() ?? '', /Artifact of type application\/spdx\+json/);
+    assert.ok(signature);
+  });
+
+  it('an index shows each platform and its own manifest', { skip }, async () => {
+    await open(page, `${berth.url}/#/r/multi/oci`);
+    assert.match(await page.locator('#tags-table tbody tr').first().textContent() ?? '', /latest.*linux\/amd64.*linux\/arm64\/v8/);
+    await page.locator('#tags-table tbody tr').first().locator('.digest a').click();
+    await page.getByRole('heading', { level: 1, name: /^Index sha256:/ }).waitFor();
+    const rows = page.locator('section[aria-labelledby="platforms-title"] tbody tr');
+    assert.deepEqual(await rows.locator('td:first-child').allTextContents(), ['linux/amd64', 'linux/arm64/v8']);
+    assert.equal(await rows.nth(1).locator('a').getAttribute('title'), images.digests['multi@arm64']);
+    await screenshots(page, 'index');
+    await rows.nth(1).locator('a').click();
+    await page.getByRole('heading', { level: 1, name: /^Manifest sha256:/ }).waitFor();
+    assert.match(await page.locator('section[aria-labelledby="config-title"]').textContent() ?? '', /linux\/arm64/);
+  });
+
+  it('deletes a tag after confirmation, and the image is then gone from /v2/', { skip }, async () => {
+    assert.equal((await fetch(`${berth.url}/v2/docker/list/manifests/v1`, { method: 'HEAD' })).status, 200);
+    await open(page, `${berth.url}/#/r/docker/list`);
+    await page.getByRole('button', { name: 'Delete tag v1' }).click();
+    const dialog = page.getByRole('dialog');
+    assert.match(await dialog.textContent() ?? '', /removes the tag docker\/list:v1/);
+    await screenshots(page, 'confirm-delete');
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    assert.equal((await fetch(`${berth.url}/v2/docker/list/manifests/v1`, { method: 'HEAD' })).status, 200, 'cancel deletes nothing');
+    await page.getByRole('button', { name: 'Delete tag v1' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Delete tag' }).click();
+    await page.getByText('Deleted tag docker/list:v1.').waitFor();
+    assert.equal((await fetch(`${berth.url}/v2/docker/list/manifests/v1`, { method: 'HEAD' })).status, 404);
+    const tags = await (await fetch(`${berth.url}/v2/docker/list/tags/list`)).json() as { tags: string[] };
+    assert.deepEqual(tags.tags, []);
+    // and a whole repository, named in the confirmation
+    await open(page, `${berth.url}/#/r/docker/small`);
+    await page.getByRole('button', { name: 'Delete docker/small' }).click();
+    assert.match(await page.getByRole('dialog').textContent() ?? '', /removes docker\/small with its 1 tag and 1 manifest/);
+    await page.getByRole('dialog').getByRole('button', { name: 'Delete repository' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Repositories' }).waitFor();
+    assert.equal((await fetch(`${berth.url}/v2/docker/small/manifests/v1`, { method: 'HEAD' })).status, 404);
+  });
+
+  it('the status page shows storage, uploads, the last collection and the version, and starts a collection', { skip }, async () => {
+    await open(page, `${berth.url}/#/status`);
+    const text = await page.locator('main').textContent() ?? '';
+    const version = (JSON.parse(readFileSync(join(import.meta.dirname, '../../../package.json'), 'utf8')) as { version: string }).version;
+    assert.match(text, new RegExp(`Berth ${version.replace(/\./g, '\\.')}`));
+    assert.match(text, /Storage used\d/);
+    assert.match(text, /Uploads in progress0none open/);
+    assert.match(text, /Last garbage collectionnever/);
+    await page.getByRole('button', { name: 'Start garbage collection' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Start collection' }).click();
+    await page.getByText('Garbage collection finished.').waitFor({ timeout: 30_000 });
+    await page.locator('main').getByText(/Blobs removed/).waitFor();
+    assert.match(await page.locator('main').textContent() ?? '', /Last garbage collection\d+ seconds? ago/);
+    await screenshots(page, 'status', { phone: true });
+  });
+
+  it('loads nothing from elsewhere and breaks no Content-Security-Policy rule', { skip }, () => {
+    assert.deepEqual(foreign, []);
+    assert.deepEqual(problems, []);
+  });
+});
