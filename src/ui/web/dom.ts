@@ -33,7 +33,7 @@ export function table(caption: string, headers: string[], rows: Child[][], class
     h('table', null,
       h('caption', { class: 'visually-hidden' }, caption),
       h('thead', null, h('tr', null, headers.map((name, i) => h('th', { scope: 'col', class: classes[i] }, name)))),
-      h('tbody', null, rows.map((cells) => h('tr', null, cells.map((cell, i) => h('td', { class: classes[i] }, cell)))))));
+      h('tbody', null, rows.map((cells) => h('tr', null, cells.map((cell, i) => h('td', { class: classes[i], 'data-label': headers[i] }, cell)))))));
 }
 
 /** Announces a message to screen readers and shows it in the status line. */

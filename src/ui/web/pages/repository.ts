@@ -1,7 +1,7 @@
 // A repository: its tags (newest push first) with short digests to copy, sizes, platforms and
 // ages; the docker pull command; its untagged manifests; its policies when it has any; and,
 // for users with the delete right, deleting a tag, a manifest or the whole repository.
-import { BASE, json, repoScope, request, type Me, type Policies, type RepositoryDetail, type Summary, type TagDetail } from '../api.js';
+import { BASE, json, repoScope, request, type Me, type Policies, type RepositoryDetail, type Summary, type TagDetail, type UntaggedDetail } from '../api.js';
 import { age, bytes, count, dateTime, shortDigest } from '../format.js';
 import { announce, confirmDialog, copyButton, h, replace, table, type Child } from '../dom.js';
 import { navigate, type Page } from '../main.js';
@@ -110,9 +110,9 @@ export async function repositoryPage(page: Page, name: string): Promise<void> {
   tagFilter.addEventListener('input', showTags);
   showTags();
 
-  const untagged = repo.untagged.filter((u) => u.role === 'untagged');
-  const kept = repo.untagged.length - untagged.length;
-  const roleNote = kept ? h('p', { class: 'muted' }, `${count(kept)} more untagged manifest${kept === 1 ? ' is' : 's are'} kept as platforms of an index or attached to another manifest (signatures, SBOMs, …): see each manifest's page.`) : null;
+  const untagged = repo.untagged;
+  const role = (u: UntaggedDetail): Child => u.role === 'referrer' && u.subject ? h('span', { class: 'digest' }, 'attached to ', digestCell(name, u.subject))
+    : u.role === 'platform' ? 'a platform of an index' : h('span', { title: 'removed by garbage collection with deleteuntagged' }, 'untagged');
 
   replace(page.main,
     h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, h('a', { href: '#/' }, 'Repositories'), ' / ', h('span', { 'aria-current': 'page' }, name)),
@@ -132,15 +132,14 @@ export async function repositoryPage(page: Page, name: string): Promise<void> {
       tagRows),
     h('section', { 'aria-labelledby': 'untagged-title' },
       h('h2', { id: 'untagged-title' }, `Untagged manifests (${count(untagged.length)})`),
-      untagged.length === 0 ? h('p', { class: 'muted' }, 'None: every manifest has a tag or belongs to one.') :
-        table('Untagged manifests', ['Digest', 'Kind', 'Size', 'Platforms', ...(mayDelete ? ['Actions'] : [])], untagged.map((u) => [
-          digestCell(name, u.digest), u.kind, bytes(u.size), platformsCell(u),
+      untagged.length === 0 ? h('p', { class: 'muted' }, 'None: every manifest has a tag.') :
+        table('Untagged manifests', ['Digest', 'Kind', 'Size', 'Platforms', 'Kept as', ...(mayDelete ? ['Actions'] : [])], untagged.map((u) => [
+          digestCell(name, u.digest), u.kind, bytes(u.size), platformsCell(u), role(u),
           mayDelete ? h('button', {
             type: 'button', class: 'danger small', 'aria-label': `Delete manifest ${shortDigest(u.digest)}`,
             onclick: guard(async () => { if (await deleteManifest(name, u.digest, [])) navigate(location.hash); }),
           }, 'Delete') : null,
-        ]), ['', '', 'num', '', 'actions']),
-      roleNote),
+        ]), ['', '', 'num', '', '', 'actions'])),
     mayDelete ? h('section', { class: 'danger-zone', 'aria-labelledby': 'danger-title' },
       h('h2', { id: 'danger-title' }, 'Delete this repository'),
       h('p', null, 'Removes every tag and manifest of ', h('strong', null, name), '.'),
