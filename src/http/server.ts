@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Services } from '../app.js';
 import type { Scope } from '../auth/access.js';
 import { basicCredentials, type Authenticator, type RequestAuth } from '../auth/authenticator.js';
+import { challengeHeader } from '../auth/challenge.js';
 import type { TokenServer } from '../auth/token-server.js';
 import type { Config } from '../config/load.js';
 import { RegistryError, RegistryErrors } from '../registry/errors.js';
@@ -19,7 +20,6 @@ import type { Notifier } from '../ops/notifications.js';
 import { createListener, type Listener, type Stall } from './listener.js';
 import { ACTIONS_FOR, ROUTES, type Route } from './routes.js';
 import { checkCrossSite } from './csrf.js';
-import { uiChallengeHeader } from './handlers/ui.js';
 
 export interface Operations {
   metrics?: Metrics;
@@ -284,7 +284,7 @@ function fail(res: ServerResponse, err: unknown, log: Logger, close = false): vo
     return;
   }
   const status = errors[0]!.status;
-  for (const e of errors) for (const [k, v] of Object.entries(e.headers)) res.setHeader(uiChallengeHeader(res.req, k), v);
+  for (const e of errors) for (const [k, v] of Object.entries(e.headers)) res.setHeader(challengeHeader(res.req, k), v);
   const body = Buffer.from(JSON.stringify({
     errors: errors.map((e) => ({ code: e.code, message: e.message, detail: e.detail ?? {} })),
   }));

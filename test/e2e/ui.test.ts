@@ -3,12 +3,13 @@
 // delete works and the image is then gone from /v2/, the page loads nothing from elsewhere and
 // breaks no Content-Security-Policy rule. Screenshots of each page go to test-results/ui/.
 import { strict as assert } from 'node:assert';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { BrowserContext, Page } from 'playwright-core';
 import { IMAGE_TOOLS, needs, run, startBerth, testImages, type BerthProcess, type TestImages } from '../helpers/clients.js';
 import { launchBrowser, SCREENSHOTS, screenshots } from '../helpers/browser.js';
+import { makeHtpasswd } from '../helpers/pki.js';
 import { pushBlob, sha256, tempDir } from '../helpers/registry.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -227,4 +228,108 @@ describe('the web UI in a browser', () => {
     assert.deepEqual(foreign, []);
     assert.deepEqual(problems, []);
   });
+});
+
+/** A Berth process with users alice (everything) and bob (pull on team/** only), with htpasswd or with tokens. */
+async function startWithUsers(work: string, mode: 'htpasswd' | 'token'): Promise<BerthProcess> {
+  const htpasswd = join(work, 'htpasswd');
+  await makeHtpasswd(htpasswd, { alice: 'alice-pw', bob: 'bob-pw' });
+  const config = join(work, 'config.yml');
+  writeFileSync(config, [
+    'version: 0.1',
+    ...(mode === 'htpasswd' ? ['auth:', '  htpasswd:', '    realm: berth', `    path: ${htpasswd}`]
+      : ['tokenserver:', '  enabled: true', `  htpasswd: ${htpasswd}`]),
+    'access:',
+    '  rules:',
+    '    - repositories: ["**"]',
+    '      users: { alice: [pull, push, delete] }',
+    '    - repositories: ["team/**"]',
+    '      users: { bob: [pull] }',
+  ].join('\n'));
+  return startBerth(join(work, 'data'), {}, ['--config', config]);
+}
+
+describe('the web UI with authentication', () => {
+  const skip = needs('chromium', 'htpasswd', ...IMAGE_TOOLS);
+
+  for (const mode of ['htpasswd', 'token'] as const) {
+    it(`${mode}: asks for credentials, shows only what the user may pull, and hides deletes from those without the right`, { skip }, async () => {
+      const work = tempDir(`berth-ui-${mode}-`);
+      const images = await testImages(join(work, 'img'));
+      const berth = await startWithUsers(work, mode);
+      const browser = await launchBrowser(join(work, 'profile'));
+      try {
+        for (const dest of ['team/web:v1', 'private/db:v1']) {
+          await run('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', '--dest-creds', 'alice:alice-pw',
+            `oci:${images.dir}/oci/small:v1`, `docker://${berth.host}/${dest}`]);
+        }
+        const page = await browser.newPage();
+        const challenges: string[] = [];
+        page.on('response', (res) => { if (res.status() === 401 && res.headers()['www-authenticate']) challenges.push(res.url()); });
+        page.on('dialog', (dialog) => { challenges.push(`dialog: ${dialog.message()}`); void dialog.dismiss(); });
+
+        // anonymous: the login form, not the browser's own dialog
+        await open(page, `${berth.url}/`);
+        await page.getByRole('heading', { level: 1, name: 'Log in to Berth' }).waitFor();
+        if (mode === 'htpasswd') await screenshots(page, 'login', { phone: true });
+        await page.getByLabel('User name').fill('bob');
+        await page.getByLabel('Password').fill('wrong');
+        await page.getByRole('button', { name: 'Log in' }).click();
+        await page.getByText('The registry refused these credentials').waitFor();
+
+        // bob may pull team/** only: he sees team/web and not private/db, and no delete anywhere
+        await page.getByLabel('Password').fill('bob-pw');
+        await page.getByRole('button', { name: 'Log in' }).click();
+        await page.getByRole('heading', { level: 1, name: 'Repositories' }).waitFor();
+        await page.locator('#repo-results tbody tr').first().waitFor();
+        assert.deepEqual(await page.locator('#repo-results tbody td:first-child').allTextContents(), ['team/web']);
+        assert.match(await page.locator('#account').textContent() ?? '', /Signed in as bob/);
+        await open(page, `${berth.url}/#/r/team/web`);
+        await page.locator('#tags-table tbody tr').first().waitFor();
+        assert.equal(await page.getByRole('button', { name: /^Delete/ }).count(), 0);
+        await open(page, `${berth.url}/#/r/team/web@${images.digests['small:v1']}`);
+        await page.locator('section[aria-labelledby="layers-title"] tbody tr').first().waitFor();
+        assert.equal(await page.getByRole('button', { name: /^Delete/ }).count(), 0);
+        await open(page, `${berth.url}/#/status`);
+        assert.equal(await page.getByRole('button', { name: 'Start garbage collection' }).count(), 0);
+        // trying anyway, with bob's credentials as the UI holds them: the registry says no
+        const tried = await page.evaluate(async ({ mode, host }) => {
+          const { user, password } = JSON.parse(sessionStorage.getItem('berth.credentials')!) as { user: string; password: string };
+          let authorization = `Basic ${btoa(`${user}:${password}`)}`;
+          if (mode === 'token') {
+            const scope = 'repository:team/web:pull,delete';
+            const res = await fetch(`/auth/token?service=berth&scope=${encodeURIComponent(scope)}`, { headers: { Authorization: authorization } });
+            authorization = `Bearer ${((await res.json()) as { token: string }).token}`;
+          }
+          const res = await fetch('/v2/team/web/manifests/v1', { method: 'DELETE', headers: { Authorization: authorization, 'X-Berth-UI': '1' } });
+          return { status: res.status, host };
+        }, { mode, host: berth.host });
+        assert.equal(tried.status, mode === 'htpasswd' ? 403 : 401, JSON.stringify(tried));
+        const inspect = (ref: string) => run('skopeo', ['inspect', '--raw', '--tls-verify=false', '--creds', 'alice:alice-pw',
+          `docker://${berth.host}/${ref}`]).then(() => 'present', (err: Error) => err.message);
+        assert.equal(await inspect('team/web:v1'), 'present', 'nothing was deleted');
+
+        // alice may do everything: every repository, and the delete buttons
+        await page.getByRole('button', { name: 'Log out' }).click();
+        await page.getByRole('heading', { level: 1, name: 'Log in to Berth' }).waitFor();
+        await page.getByLabel('User name').fill('alice');
+        await page.getByLabel('Password').fill('alice-pw');
+        await page.getByRole('button', { name: 'Log in' }).click();
+        await page.locator('#repo-results tbody tr').nth(1).waitFor();
+        assert.deepEqual(await page.locator('#repo-results tbody td:first-child').allTextContents(), ['private/db', 'team/web']);
+        await open(page, `${berth.url}/#/r/private/db`);
+        await page.getByRole('button', { name: 'Delete tag v1' }).waitFor();
+        await page.getByRole('button', { name: 'Delete tag v1' }).click();
+        await page.getByRole('dialog').getByRole('button', { name: 'Delete tag' }).click();
+        await page.getByText('Deleted tag private/db:v1.').waitFor();
+        assert.match(await inspect('private/db:v1'), /manifest unknown/i);
+        await open(page, `${berth.url}/#/status`);
+        assert.equal(await page.getByRole('button', { name: 'Start garbage collection' }).count(), 1);
+        assert.deepEqual(challenges, [], 'no request of the UI met a WWW-Authenticate challenge or a dialog');
+      } finally {
+        await browser.close();
+        await berth.stop();
+      }
+    });
+  }
 });

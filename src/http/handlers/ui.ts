@@ -102,12 +102,3 @@ export async function uiAsset(ctx: RequestContext): Promise<void> {
   await serve(ctx, path.slice(path.lastIndexOf('/') + 1));
 }
 
-/**
- * The web UI marks its requests with `X-Berth-UI: 1`. Its 401s then carry the challenge as
- * `X-Berth-Authenticate` instead of `WWW-Authenticate`, so the browser shows the UI's own login
- * form rather than its native Basic dialog (which would also cache the credentials for the
- * origin). Other clients get the challenge unchanged.
- */
-export function uiChallengeHeader(req: IncomingMessage, header: string): string {
-  return header.toLowerCase() === 'www-authenticate' && req.headers['x-berth-ui'] === '1' ? 'X-Berth-Authenticate' : header;
-}

@@ -99,12 +99,13 @@ async function render(): Promise<void> {
   } catch (err) {
     if (id !== renders) return;
     if (err instanceof ApiError && err.status === 401) {
-      const refused = credentials() ? `The registry refused these credentials: ${err.message}.` : undefined;
+      const tried = credentials()?.user;
+      const refused = tried ? `The registry refused these credentials: ${err.message}.` : undefined;
       logOut();
       forgetIdentity();
       replace(main);
       showAccount(undefined);
-      loginPage(page, async () => { forgetIdentity(); await render(); }, refused);
+      loginPage(page, async () => { forgetIdentity(); await render(); }, refused, tried);
       return;
     }
     const message = err instanceof ApiError ? `${err.message} (${err.status} ${err.code})` : String(err);

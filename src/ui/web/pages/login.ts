@@ -3,9 +3,9 @@ import { credentials, logIn } from '../api.js';
 import { h, replace } from '../dom.js';
 import type { Page } from '../main.js';
 
-export function loginPage(page: Page, done: () => Promise<void>, message?: string): void {
+export function loginPage(page: Page, done: () => Promise<void>, message?: string, name = credentials()?.user): void {
   const error = h('p', { class: 'error', role: 'alert', id: 'login-error' }, message);
-  const user = h('input', { id: 'login-user', name: 'username', autocomplete: 'username', required: true, value: credentials()?.user ?? '' });
+  const user = h('input', { id: 'login-user', name: 'username', autocomplete: 'username', required: true, value: name ?? '' });
   const password = h('input', { id: 'login-password', name: 'password', type: 'password', autocomplete: 'current-password', required: true });
   const submit = h('button', { type: 'submit' }, 'Log in');
   const form = h('form', { class: 'login', 'aria-describedby': 'login-error', novalidate: true },
