@@ -4,7 +4,7 @@ import { ApiError, credentials, json, logOut, type Me } from './api.js';
 import { h, replace } from './dom.js';
 import { loginPage } from './pages/login.js';
 import { manifestPage } from './pages/manifest.js';
-import { repositoriesPage } from './pages/repositories.js';
+import { prefetchRepositories, repositoriesPage } from './pages/repositories.js';
 import { repositoryPage } from './pages/repository.js';
 import { statusPage } from './pages/status.js';
 
@@ -75,6 +75,7 @@ async function render(): Promise<void> {
       loginPage(page, async () => { forgetIdentity(); navigate('#/'); });
       return;
     }
+    const list = hash === '/' ? prefetchRepositories() : undefined; // both requests at once
     const who = await whoAmI();
     if (id !== renders) return;
     page.me = who;
@@ -91,7 +92,7 @@ async function render(): Promise<void> {
       else await repositoryPage(page, rest);
     } else {
       markNav('repositories');
-      await repositoriesPage(page);
+      await repositoriesPage(page, list);
     }
     if (id !== renders) return;
     performance.mark(`berth:rendered:${id}`); // when the page is complete and interactive (measured by the tests)

@@ -11,7 +11,22 @@ const state = { q: '', cursors: [''] as string[] };
 
 interface ListAnswer { repositories: RepositoryUsage[]; total: number }
 
-export async function repositoriesPage(page: Page): Promise<void> {
+function fetchPage(): Promise<Response> {
+  const params = new URLSearchParams({ n: String(PAGE_SIZE) });
+  if (state.q) params.set('q', state.q);
+  const last = state.cursors[state.cursors.length - 1];
+  if (last) params.set('last', last);
+  return request(`api/v1/repositories?${params}`, { scopes: [CATALOG_SCOPE] });
+}
+
+/** Starts loading the page's rows at once (while the caller checks who is logged in). */
+export function prefetchRepositories(): Promise<Response> {
+  const early = fetchPage();
+  early.catch(() => undefined); // a 401 here is handled by whoever checks the identity
+  return early;
+}
+
+export async function repositoriesPage(page: Page, early?: Promise<Response>): Promise<void> {
   const filter = h('input', {
     id: 'filter', type: 'search', value: state.q, placeholder: 'e.g. team/web', autocomplete: 'off', spellcheck: 'false',
     'aria-controls': 'repo-results', 'aria-describedby': 'repo-count',
@@ -30,11 +45,8 @@ export async function repositoriesPage(page: Page): Promise<void> {
   let loads = 0;
   const load = async () => {
     const id = ++loads;
-    const params = new URLSearchParams({ n: String(PAGE_SIZE) });
-    if (state.q) params.set('q', state.q);
-    const last = state.cursors[state.cursors.length - 1];
-    if (last) params.set('last', last);
-    const res = await request(`api/v1/repositories?${params}`, { scopes: [CATALOG_SCOPE] });
+    const res = await (early ?? fetchPage());
+    early = undefined;
     const body = (await res.json()) as ListAnswer;
     if (id !== loads) return; // a newer filter was typed meanwhile
     nextCursor = /[?&]last=([^&>]*)/.exec(res.headers.get('Link') ?? '')?.[1];
