@@ -13,12 +13,20 @@ function first(req: IncomingMessage, name: string): string | undefined {
   return (Array.isArray(value) ? value[0] : value)?.split(',')[0]?.trim() || undefined;
 }
 
+function hostOf(url: string): string | undefined {
+  try {
+    return url ? new URL(url).host : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function refuse(why: string): RegistryError {
   return new RegistryError('DENIED', `${why}: a browser may change the registry only from Berth's own web UI`);
 }
 
-/** Throws 403 DENIED for a state-changing request a browser sent from another site. */
-export function checkCrossSite(req: IncomingMessage): void {
+/** Throws 403 DENIED for a state-changing request a browser sent from another site; `externalUrl` is http.host. */
+export function checkCrossSite(req: IncomingMessage, externalUrl = ''): void {
   const origin = first(req, 'origin');
   const site = first(req, 'sec-fetch-site');
   if (!origin && !site) return; // not a browser: docker, podman, skopeo, curl, ...
@@ -30,8 +38,8 @@ export function checkCrossSite(req: IncomingMessage): void {
     } catch {
       throw refuse(`the request came from an opaque origin (Origin: ${origin.slice(0, 100)})`);
     }
-    const served = first(req, 'x-forwarded-host') ?? req.headers.host;
-    if (host !== served) throw refuse(`the request came from ${origin.slice(0, 100)}, not from this registry`);
+    const served = [first(req, 'x-forwarded-host'), req.headers.host, hostOf(externalUrl)];
+    if (!served.includes(host)) throw refuse(`the request came from ${origin.slice(0, 100)}, not from this registry`);
   }
   const type = first(req, 'content-type')?.split(';')[0]?.trim().toLowerCase();
   if (req.headers['x-berth-ui'] !== '1' && type !== 'application/json') {

@@ -175,7 +175,7 @@ async function dispatch(req: IncomingMessage, res: ServerResponse, services: Ser
   Object.assign(info, { name, param, query, base });
   const required: Scope[] = route.resource === 'catalog' ? [{ type: 'registry', name: 'catalog', actions: ['*'] }]
     : route.resource === 'repository' ? [{ type: 'repository', name, actions: ACTIONS_FOR[method.effect] }] : [];
-  if (method.effect !== 'read') checkCrossSite(req);
+  if (method.effect !== 'read') checkCrossSite(req, config.http.host);
   // the web UI's page and files hold no data: they are served to everyone, and read the rest with the user's credentials
   const auth = route.resource === 'public' ? NOBODY : await security.authenticator.authenticate(req, required, baseUrl(req, config, true));
   info.user = auth.identity.user;
