@@ -121,6 +121,8 @@ export class RepositoryInventory {
     };
     if (typeof doc.subject?.digest === 'string') summary.subject = doc.subject.digest;
     if (typeof doc.artifactType === 'string') summary.artifactType = doc.artifactType;
+    // a summary that lacks something not stored yet (a mirrored image's children and config arrive when pulled) is not kept
+    let complete = true;
     if (Array.isArray(doc.manifests)) {
       summary.kind = 'index';
       for (const child of doc.manifests) {
@@ -132,6 +134,7 @@ export class RepositoryInventory {
         try { childDigest = parseDigest(child.digest); } catch { /* not one of ours */ }
         const inner = childDigest && depth < 2 ? await this.summary(name, childDigest, depth + 1) : undefined;
         summary.size += inner ? inner.size : sizeOf(child.size);
+        if (!inner) complete = false;
       }
     } else {
       const configType = typeof doc.config?.mediaType === 'string' ? doc.config.mediaType : undefined;
@@ -144,23 +147,30 @@ export class RepositoryInventory {
       summary.size += sizeOf(doc.config?.size);
       if (Array.isArray(doc.layers)) for (const layer of doc.layers) summary.size += sizeOf(layer?.size);
       if (summary.kind === 'image') {
-        const platform = await this.configPlatform(doc.config);
+        const { platform, stored } = await this.configPlatform(doc.config);
         if (platform) summary.platforms.push(platform);
+        if (!stored) complete = false;
       }
     }
+    if (!complete) return summary;
     if (this.cache.size >= MAX_CACHED) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(key, summary);
     return summary;
   }
 
-  private async configPlatform(config: Doc['config']): Promise<string | undefined> {
-    if (typeof config?.digest !== 'string' || sizeOf(config.size) > MAX_CONFIG_BYTES) return undefined;
+  /** An image's platform, from its config blob; `stored` is false when the blob is not (yet) there. */
+  private async configPlatform(config: Doc['config']): Promise<{ platform?: string; stored: boolean }> {
+    if (typeof config?.digest !== 'string' || sizeOf(config.size) > MAX_CONFIG_BYTES) return { stored: true };
+    let content: Buffer;
     try {
-      const doc = JSON.parse((await this.blobs.getSmall(parseDigest(config.digest))).toString('utf8')) as
-        { os?: unknown; architecture?: unknown; variant?: unknown };
-      return platformOf(doc);
+      content = await this.blobs.getSmall(parseDigest(config.digest));
     } catch {
-      return undefined;
+      return { stored: false };
+    }
+    try {
+      return { platform: platformOf(JSON.parse(content.toString('utf8')) as { os?: unknown; architecture?: unknown; variant?: unknown }), stored: true };
+    } catch {
+      return { stored: true };
     }
   }
 }
