@@ -191,7 +191,10 @@ describe('the web UI in a browser', () => {
     const dialog = page.getByRole('dialog');
     assert.match(await dialog.textContent() ?? '', /removes the tag docker\/list:v1/);
     await screenshots(page, 'confirm-delete');
-    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    // the dialog opens on Cancel, so Enter keeps everything; Escape would too
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Cancel');
+    await page.keyboard.press('Enter');
+    await dialog.waitFor({ state: 'detached' });
     assert.equal((await fetch(`${berth.url}/v2/docker/list/manifests/v1`, { method: 'HEAD' })).status, 200, 'cancel deletes nothing');
     await page.getByRole('button', { name: 'Delete tag v1' }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Delete tag' }).click();
@@ -222,6 +225,47 @@ describe('the web UI in a browser', () => {
     await page.locator('main').getByText(/Blobs removed/).waitFor();
     assert.match(await page.locator('main').textContent() ?? '', /Last garbage collection\d+ seconds? ago/);
     await screenshots(page, 'status', { phone: true });
+  });
+
+  it('labels every control and keeps text readable (WCAG AA contrast) in the light and the dark theme', { skip }, async () => {
+    for (const [hash, ready] of [['#/', '#repo-results tbody tr'], ['#/r/team/web', '#tags-table tbody tr']] as const) {
+      await open(page, `${berth.url}/${hash}`);
+      await page.locator(ready).first().waitFor();
+      const unlabelled = await page.evaluate(() => [...document.querySelectorAll('input, button, select, textarea')]
+        .filter((el) => !((el as HTMLInputElement).labels?.length || el.getAttribute('aria-label') || (el.tagName === 'BUTTON' && el.textContent?.trim())))
+        .map((el) => el.outerHTML));
+      assert.deepEqual(unlabelled, [], hash);
+      for (const scheme of ['light', 'dark'] as const) {
+        await page.emulateMedia({ colorScheme: scheme });
+        const low = await page.evaluate(() => {
+          const rgb = (c: string) => (c.match(/[\d.]+/g) ?? []).map(Number);
+          const lum = ([r, g, b]: number[]) => {
+            const f = (v: number) => { const x = v / 255; return x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4; };
+            return 0.2126 * f(r!) + 0.7152 * f(g!) + 0.0722 * f(b!);
+          };
+          const background = (el: Element | null): number[] => {
+            for (; el; el = el.parentElement) {
+              const c = rgb(getComputedStyle(el).backgroundColor);
+              if (c.length === 3 || (c.length === 4 && c[3]! > 0.5)) return c.slice(0, 3);
+            }
+            return [255, 255, 255];
+          };
+          const found: string[] = [];
+          const walker = document.createTreeWalker(document.querySelector('main')!, NodeFilter.SHOW_TEXT);
+          for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+            const el = node.parentElement!;
+            if (!node.textContent?.trim() || el.closest('.visually-hidden, [hidden]')) continue;
+            const fg = lum(rgb(getComputedStyle(el).color));
+            const bg = lum(background(el));
+            const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+            if (ratio < 4.5) found.push(`${node.textContent.trim().slice(0, 30)}: ${ratio.toFixed(2)}`);
+          }
+          return found;
+        });
+        assert.deepEqual(low, [], `${hash} in the ${scheme} theme`);
+      }
+      await page.emulateMedia({ colorScheme: 'light' });
+    }
   });
 
   it('loads nothing from elsewhere and breaks no Content-Security-Policy rule', { skip }, () => {
