@@ -251,6 +251,8 @@ export function createApp(config: Config, log: Logger, driver?: StorageDriver): 
       await notifier.start();
       if (!config.storage.readOnly) await lease.start();
       services.usage.ready().catch((err) => log.error({ err }, 'usage index could not be built'));
+      // the web UI's files are read now, so that a missing build is said at startup, not on a browser's first visit
+      if (config.ui.enabled) services.ui.get('index.html').catch((err: Error) => log.warn(`${err.message}; browsers get 503 at /`));
       const { collector } = services;
       // an offline `berth gc --force` runs as its own process: when its report changes, cached sizes may be stale
       let lastGc = (await lastGcReport(storage).catch(() => undefined))?.finishedAt;

@@ -34,6 +34,8 @@ Management API (authorised like /v2/; see docs/operations.md):
   curl localhost:5000/api/v1/repositories                 # repositories with tags, bytes, last push
   curl -X DELETE localhost:5000/api/v1/repositories/web   # delete a repository (needs --delete)
   curl -X POST localhost:5000/api/v1/gc                   # collect garbage now, while serving
+
+Web UI: open http://localhost:5000/ in a browser (ui.enabled: false turns it off).
 `;
 
 const SERVE_HELP = `Usage: berth serve [CONFIG] [options]
@@ -173,7 +175,7 @@ async function serve(argv: string[]): Promise<void> {
   }
   app.server.listen(target, () => {
     log.info({ addr: config.http.addr, tls: !!config.tls, auth: config.auth.htpasswd ? 'htpasswd' : config.auth.token || config.tokenServer.enabled ? 'token' : 'none', storage: config.storage.driver, root: config.storage.driver === 'filesystem' ? config.storage.rootDirectory : undefined,
-      delete: config.storage.deleteEnabled, readOnly: config.storage.readOnly, version: VERSION }, 'berth is listening');
+      delete: config.storage.deleteEnabled, readOnly: config.storage.readOnly, ui: config.ui.enabled, version: VERSION }, 'berth is listening');
   });
   let stopping = false;
   const shutdown = (signal: string) => {

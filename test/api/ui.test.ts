@@ -6,6 +6,7 @@ import { strict as assert } from 'node:assert';
 import { gunzipSync, brotliDecompressSync } from 'node:zlib';
 import { describe, it } from 'node:test';
 import { loadConfig } from '../../src/config/load.js';
+import { UiAssets, UiAssetsMissing } from '../../src/ui/assets.js';
 import { pushImage, pushBlob, sha256, startRegistry } from '../helpers/registry.js';
 import { makeHtpasswd } from '../helpers/pki.js';
 import { needs } from '../helpers/clients.js';
@@ -84,6 +85,11 @@ describe('the web UI over HTTP', () => {
     } finally {
       await r.close();
     }
+  });
+
+  it('without a build of the UI, says how to make one', async () => {
+    const assets = new UiAssets(tempDir('no-ui-'));
+    await assert.rejects(assets.get('index.html'), (err: Error) => err instanceof UiAssetsMissing && /run npm run build/.test(err.message));
   });
 
   it('with http.prefix, the page is at the prefix with its slash', async () => {
