@@ -52,6 +52,11 @@ function configSection(cfg: ImageConfig): HTMLElement {
       ]))) : null);
 }
 
+function annotationList(annotations: Record<string, string> | undefined): Child {
+  const shown = Object.entries(annotations ?? {}).filter(([k]) => k !== 'org.opencontainers.image.created');
+  return shown.length ? h('ul', { class: 'plain' }, shown.map(([k, v]) => h('li', null, h('code', { class: 'wrap' }, `${k}=${v}`)))) : '–';
+}
+
 async function referrersSection(name: string, digest: string): Promise<HTMLElement> {
   let list: Descriptor[] = [];
   let note: string | undefined;
@@ -74,9 +79,7 @@ async function referrersSection(name: string, digest: string): Promise<HTMLEleme
       table(`Referrers of type ${type}`, ['Digest', 'Size', 'Created', 'Annotations'], items.map((d) => [
         digestCell(name, d.digest), bytes(d.size),
         d.annotations?.['org.opencontainers.image.created'] ? dateTime(d.annotations['org.opencontainers.image.created']) : '–',
-        Object.keys(d.annotations ?? {}).length ? h('ul', { class: 'plain' }, Object.entries(d.annotations ?? {})
-          .filter(([k]) => k !== 'org.opencontainers.image.created')
-          .map(([k, v]) => h('li', null, h('code', { class: 'wrap' }, `${k}=${v}`)))) : '–',
+        annotationList(d.annotations),
       ]), ['', 'num', 'when', '']))));
 }
 
