@@ -21,7 +21,7 @@ export function digestCell(name: string, digest: string): HTMLElement {
 }
 
 export function platformsCell(s: Summary): Child {
-  if (s.kind === 'artifact') return h('span', { class: 'badge' }, s.artifactType ?? 'artifact');
+  if (s.kind === 'artifact') return h('code', { class: 'small wrap', title: 'artifact type' }, s.artifactType ?? 'artifact');
   return s.platforms.length ? h('span', { class: 'platforms' }, s.platforms.map((p) => h('span', { class: 'badge' }, p))) : '–';
 }
 
@@ -133,7 +133,7 @@ export async function repositoryPage(page: Page, name: string): Promise<void> {
     h('section', { 'aria-labelledby': 'untagged-title' },
       h('h2', { id: 'untagged-title' }, `Untagged manifests (${count(untagged.length)})`),
       untagged.length === 0 ? h('p', { class: 'muted' }, 'None: every manifest has a tag.') :
-        table('Untagged manifests', ['Digest', 'Kind', 'Size', 'Platforms', 'Kept as', ...(mayDelete ? ['Actions'] : [])], untagged.map((u) => [
+        table('Untagged manifests', ['Digest', 'Kind', 'Size', 'Platforms or type', 'Kept as', ...(mayDelete ? ['Actions'] : [])], untagged.map((u) => [
           digestCell(name, u.digest), u.kind, bytes(u.size), platformsCell(u), role(u),
           mayDelete ? h('button', {
             type: 'button', class: 'danger small', 'aria-label': `Delete manifest ${shortDigest(u.digest)}`,
