@@ -11,7 +11,9 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
-RUN npx tsc -p tsconfig.json && npm prune --omit=dev --no-audit --no-fund
+COPY scripts ./scripts
+RUN npx tsc -p tsconfig.json && npx tsc -p src/ui/web/tsconfig.json && node scripts/build-ui.mjs \
+  && npm prune --omit=dev --no-audit --no-fund
 
 FROM ${BASE_IMAGE}
 ENV NODE_ENV=production
@@ -21,6 +23,7 @@ WORKDIR /app
 COPY --from=build /src/package.json ./package.json
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist/src ./dist/src
+COPY --from=build /src/dist/ui ./dist/ui
 COPY docker/config.yml /etc/docker/registry/config.yml
 COPY docker/entrypoint.sh /entrypoint.sh
 # `berth` on PATH, and `registry` for registry:2's commands (registry garbage-collect CONFIG).

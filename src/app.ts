@@ -26,6 +26,8 @@ import { ReferrersService, type UnreadableReporter } from './registry/referrers.
 import { TagService } from './registry/tags.js';
 import { UploadService } from './registry/uploads.js';
 import { UsageIndex } from './registry/usage.js';
+import { RepositoryInventory } from './registry/inventory.js';
+import { UiAssets } from './ui/assets.js';
 import { LocalContent, OPEN_POLICY, type ContentReader, type RepositoryPolicy } from './registry/content.js';
 import { registerMaintenanceMetrics } from './ops/maintenance-metrics.js';
 import { registerProxyMetrics } from './ops/proxy-metrics.js';
@@ -59,6 +61,10 @@ export interface Services {
   referrers: ReferrersService;
   catalog: CatalogService;
   usage: UsageIndex;
+  /** Tags and manifests with sizes and platforms, for the management API and the web UI. */
+  inventory: RepositoryInventory;
+  /** The web UI's built files. */
+  ui: UiAssets;
   collector: Collector;
   openUploads: UploadFiguresCache;
   /** What the read handlers serve: local content, or a pull-through cache in front of it. */
@@ -132,6 +138,8 @@ export function createServices(config: Config, driver: StorageDriver = createDri
   return {
     driver, store, blobs, uploads, tags, manifests, catalog, collector, content, policy, cache, policies, usage,
     referrers: new ReferrersService(store, manifests, hooks.onUnreadable),
+    inventory: new RepositoryInventory(store, manifests, blobs, usage),
+    ui: new UiAssets(),
     openUploads: new UploadFiguresCache(driver, uploads),
   };
 }
@@ -255,6 +263,8 @@ export function createApp(config: Config, log: Logger, driver?: StorageDriver): 
       await notifier.start();
       if (!config.storage.readOnly) await lease.start();
       services.usage.ready().catch((err) => log.error({ err }, 'usage index could not be built'));
+      // the web UI's files are read now, so that a missing build is said at startup, not on a browser's first visit
+      if (config.ui.enabled) services.ui.get('index.html').catch((err: Error) => log.warn(`${err.message}; browsers get 503 at /`));
       const { collector } = services;
       // an offline `berth gc --force` runs as its own process: when its report changes, cached sizes may be stale
       let lastGc = (await lastGcReport(storage).catch(() => undefined))?.finishedAt;

@@ -8,8 +8,8 @@ import { ConfigError, loadConfig, parseDuration, type Config } from './config/lo
 import { DataDirectoryError, prepareDataDirectory } from './config/root.js';
 import { createLogger } from './log.js';
 import { closeConnections } from './http/listener.js';
+import { VERSION } from './version.js';
 
-const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 const MAIN_HELP = `berth ${VERSION} — a container image registry (OCI Distribution API, a drop-in for registry:2)
 
@@ -36,6 +36,8 @@ Management API (authorised like /v2/; see docs/operations.md):
   curl -X DELETE localhost:5000/api/v1/repositories/web   # delete a repository (needs --delete)
   curl -X POST localhost:5000/api/v1/gc                   # collect garbage now, while serving
   curl -X POST 'localhost:5000/api/v1/retention?dryrun=true'  # what retention would remove
+
+Web UI: open http://localhost:5000/ in a browser (ui.enabled: false turns it off).
 `;
 
 const SERVE_HELP = `Usage: berth serve [CONFIG] [options]
@@ -181,7 +183,7 @@ async function serve(argv: string[]): Promise<void> {
   }
   app.server.listen(target, () => {
     log.info({ addr: config.http.addr, tls: !!config.tls, auth: config.auth.htpasswd ? 'htpasswd' : config.auth.token || config.tokenServer.enabled ? 'token' : 'none', storage: config.storage.driver, root: config.storage.driver === 'filesystem' ? config.storage.rootDirectory : undefined,
-      delete: config.storage.deleteEnabled, readOnly: config.storage.readOnly, version: VERSION }, 'berth is listening');
+      delete: config.storage.deleteEnabled, readOnly: config.storage.readOnly, ui: config.ui.enabled, version: VERSION }, 'berth is listening');
   });
   let stopping = false;
   const shutdown = (signal: string) => {

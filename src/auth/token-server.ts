@@ -5,6 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { parseScope, type AccessPolicy, type Identity, type Scope } from './access.js';
 import { basicCredentials, checkPassword } from './authenticator.js';
+import { challengeHeader } from './challenge.js';
 import type { FailureThrottle, HtpasswdFile } from './htpasswd.js';
 import type { TokenSigner } from './token.js';
 import { RegistryError } from '../registry/errors.js';
@@ -62,7 +63,7 @@ export class TokenServer {
   }
 
   private unauthorized(res: ServerResponse, description: string): void {
-    res.setHeader('WWW-Authenticate', 'Basic realm="berth token server"');
+    res.setHeader(challengeHeader(res.req), 'Basic realm="berth token server"');
     reply(res, 401, { error: 'invalid_grant', error_description: description,
       errors: [{ code: 'UNAUTHORIZED', message: description, detail: {} }] });
   }

@@ -51,6 +51,8 @@ export interface Config {
   proxy: { upstreams: UpstreamConfig[] };
   /** Retention, tag immutability and quotas (`policies`). */
   policies: PoliciesConfig;
+  /** The web UI at / (Berth only). */
+  ui: { enabled: boolean };
   /** Keys accepted for compatibility but not acted on, with the reason (logged at startup). */
   ignored: string[];
 }
@@ -377,6 +379,7 @@ function build(tree: Tree, warnings: string[], env: NodeJS.ProcessEnv): Config {
     }),
     proxy: { upstreams: upstreams(t.proxy, env) },
     policies: parsePolicies(t.policies),
+    ui: { enabled: t.ui.enabled },
     ignored,
   };
 }

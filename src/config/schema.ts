@@ -243,6 +243,8 @@ export const SCHEMA: Spec = obj({
       signingkeyfile: ignored('Berth never signs or converts manifests to schema1'),
     }),
   }),
+  // Berth's own: the web UI served at / to browsers
+  ui: obj({ enabled: bool(true) }),
   catalog: obj({
     maxentries: refused(`Berth does not cap catalog pages at a configured size: it answers up to ${MAX_PAGE} entries per request (n), and every entry without n`,
       'remove catalog.maxentries; the catalog lists only what the caller may pull (access.rules)'),

@@ -6,6 +6,8 @@ import { base, catalog, referrers, tagsList } from './handlers/discovery.js';
 import { deleteManifest, getManifest, putManifest } from './handlers/manifests.js';
 import { deleteRepository, gcStatus, getRepository, listRepositories, startGc, uploadsStatus } from './handlers/management.js';
 import { retentionStatus, startRetention } from './handlers/retention.js';
+import { me, status } from './handlers/status.js';
+import { uiAsset, uiPage } from './handlers/ui.js';
 import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from './handlers/uploads.js';
 
 import type { Effect } from '../registry/content.js';
@@ -20,8 +22,8 @@ export interface Method {
 
 export interface Route {
   name: string;
-  /** What the route needs: none (only an identity), the catalog, or actions on the named repository. */
-  resource: 'none' | 'catalog' | 'repository';
+  /** What the route needs: none (only an identity), the catalog, actions on the named repository, or nothing at all (public). */
+  resource: 'none' | 'catalog' | 'repository' | 'public';
   /** Matched against the path below the prefix; group 1 is the repository name, group 2 the parameter. */
   pattern: RegExp;
   methods: Partial<Record<string, Method>>;
@@ -70,4 +72,9 @@ export const ROUTES: Route[] = [
   { name: 'api-gc', resource: 'catalog', pattern: /^\/api\/v1\/gc$/, methods: { GET: read(gcStatus), POST: write(startGc) } },
   { name: 'api-retention', resource: 'catalog', pattern: /^\/api\/v1\/retention$/, methods: { GET: read(retentionStatus), POST: write(startRetention) } },
   { name: 'api-uploads', resource: 'catalog', pattern: /^\/api\/v1\/uploads$/, methods: { GET: read(uploadsStatus) } },
+  { name: 'api-status', resource: 'catalog', pattern: /^\/api\/v1\/status$/, methods: { GET: read(status) } },
+  { name: 'api-me', resource: 'none', pattern: /^\/api\/v1\/me$/, methods: { GET: read(me) } },
+  // the web UI: its page for browsers at /, and its files
+  { name: 'ui', resource: 'public', pattern: /^\/$/, methods: { GET: read(uiPage), HEAD: read(uiPage) } },
+  { name: 'ui-asset', resource: 'public', pattern: /^\/ui\/[\w.-]+$/, methods: { GET: read(uiAsset), HEAD: read(uiAsset) } },
 ];

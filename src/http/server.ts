@@ -6,7 +6,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Services } from '../app.js';
 import type { Scope } from '../auth/access.js';
-import { basicCredentials, type Authenticator } from '../auth/authenticator.js';
+import { basicCredentials, type Authenticator, type RequestAuth } from '../auth/authenticator.js';
+import { challengeHeader } from '../auth/challenge.js';
 import type { TokenServer } from '../auth/token-server.js';
 import type { Config } from '../config/load.js';
 import { RegistryError, RegistryErrors } from '../registry/errors.js';
@@ -18,6 +19,7 @@ import type { Metrics } from '../ops/metrics.js';
 import type { Notifier } from '../ops/notifications.js';
 import { createListener, type Listener, type Stall } from './listener.js';
 import { ACTIONS_FOR, ROUTES, type Route } from './routes.js';
+import { checkCrossSite } from './csrf.js';
 
 export interface Operations {
   metrics?: Metrics;
@@ -125,6 +127,9 @@ export function createRegistryServer(services: Services, config: Config, log: Lo
   }, onStall);
 }
 
+/** Who a public route's handler sees: no one in particular, with no rights. */
+const NOBODY: RequestAuth = { identity: {}, can: () => false, canList: () => false, unrestricted: false, canEverywhere: () => false };
+
 /** nginx's convention for the metrics of requests whose client left before any answer. */
 const CLIENT_CLOSED = 499;
 
@@ -170,7 +175,9 @@ async function dispatch(req: IncomingMessage, res: ServerResponse, services: Ser
   Object.assign(info, { name, param, query, base });
   const required: Scope[] = route.resource === 'catalog' ? [{ type: 'registry', name: 'catalog', actions: ['*'] }]
     : route.resource === 'repository' ? [{ type: 'repository', name, actions: ACTIONS_FOR[method.effect] }] : [];
-  const auth = await security.authenticator.authenticate(req, required, baseUrl(req, config, true));
+  if (method.effect !== 'read') checkCrossSite(req, config.http.host);
+  // the web UI's page and files hold no data: they are served to everyone, and read the rest with the user's credentials
+  const auth = route.resource === 'public' ? NOBODY : await security.authenticator.authenticate(req, required, baseUrl(req, config, true));
   info.user = auth.identity.user;
   if (method.effect !== 'read' && config.storage.readOnly) {
     throw new RegistryError('UNSUPPORTED', 'the registry is in read-only mode (storage.maintenance.readonly.enabled)');
@@ -277,7 +284,7 @@ function fail(res: ServerResponse, err: unknown, log: Logger, close = false): vo
     return;
   }
   const status = errors[0]!.status;
-  for (const e of errors) for (const [k, v] of Object.entries(e.headers)) res.setHeader(k, v);
+  for (const e of errors) for (const [k, v] of Object.entries(e.headers)) res.setHeader(challengeHeader(res.req, k), v);
   const body = Buffer.from(JSON.stringify({
     errors: errors.map((e) => ({ code: e.code, message: e.message, detail: e.detail ?? {} })),
   }));

@@ -136,6 +136,15 @@ export class UsageIndex {
     };
   }
 
+  /** Every repository together: how many, and the bytes of the distinct blobs and manifests they reference. */
+  totals(): { repositories: number; bytes: number } {
+    const sizes = new Map<string, number>();
+    for (const repo of this.repos.values()) for (const m of repo.manifests.values()) for (const [blob, size] of m.blobs) sizes.set(blob, size);
+    let bytes = 0;
+    for (const size of sizes.values()) bytes += size;
+    return { repositories: this.repos.size, bytes };
+  }
+
   /** Tags of a repository with the time each was last pushed (ms since the epoch). */
   tagTimes(name: string): Map<string, number> {
     return new Map(this.repos.get(name)?.tags ?? []);

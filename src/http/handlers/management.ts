@@ -4,28 +4,32 @@ import { nameUnknown, RegistryError } from '../../registry/errors.js';
 import { sendJson, type RequestContext } from '../context.js';
 import { linkHeader, paginate } from '../pagination.js';
 
-/** GET /api/v1/repositories?n=&last= — the repositories the caller may list, with usage. */
+/** GET /api/v1/repositories?q=&n=&last= — the repositories the caller may list (names holding q), with usage. */
 export async function listRepositories(ctx: RequestContext): Promise<void> {
   const { usage } = ctx.services;
   await usage.ready();
-  const names = usage.names().filter((name) => ctx.auth.unrestricted || ctx.auth.canList(name));
+  const q = ctx.query.get('q')?.toLowerCase() ?? '';
+  const names = usage.names().filter((name) => (!q || name.includes(q)) && (ctx.auth.unrestricted || ctx.auth.canList(name)));
   const query = new URLSearchParams(ctx.query);
   if (!query.has('n')) query.set('n', '100');
+  query.delete('q');
   const page = paginate(names, query);
-  sendJson(ctx, 200, { repositories: page.items.map((name) => usage.usage(name)).filter(Boolean) },
-    linkHeader(`${ctx.config.http.prefix}/api/v1/repositories`, page.next));
+  const next = page.next && q ? `${page.next}&q=${encodeURIComponent(q)}` : page.next;
+  sendJson(ctx, 200, { repositories: page.items.map((name) => usage.usage(name)).filter(Boolean), total: names.length },
+    linkHeader(`${ctx.config.http.prefix}/api/v1/repositories`, next));
 }
 
-/** GET /api/v1/repositories/<name> — one repository's usage and its tags with push times. */
+/** GET /api/v1/repositories/<name> — one repository's usage, its tags (push time, digest, size, platforms) and untagged manifests. */
 export async function getRepository(ctx: RequestContext): Promise<void> {
   const { usage } = ctx.services;
   await usage.ready();
   const found = usage.usage(ctx.name);
   if (!found) throw nameUnknown(ctx.name);
-  const tags = [...usage.tagTimes(ctx.name)].sort((a, b) => b[1] - a[1])
-    .map(([name, at]) => ({ name, pushedAt: at ? new Date(at).toISOString() : undefined }));
+  // newest push first, each with its digest, size and platforms; then the manifests no tag names
+  const tags = await ctx.services.inventory.tags(ctx.name);
   const policies = ctx.services.policies?.view(ctx.name);
-  sendJson(ctx, 200, { ...found, tagList: tags, ...(policies ? { policies } : {}) });
+  sendJson(ctx, 200, { ...found, tagList: tags, untagged: await ctx.services.inventory.untagged(ctx.name, tags),
+    ...(policies ? { policies } : {}) });
 }
 
 /** DELETE /api/v1/repositories/<name> — its tags, manifests, links and uploads; blobs go with collection. */
