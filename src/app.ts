@@ -35,6 +35,7 @@ import { UpstreamRoutes } from './proxy/routes.js';
 import { Upstream, type UpstreamObserver } from './proxy/upstream.js';
 import { FilesystemDriver } from './storage/filesystem.js';
 import { MemoryDriver } from './storage/memory.js';
+import { S3Driver } from './storage/s3.js';
 
 /** How often a running registry looks for a new `berth gc` report. */
 export const GC_WATCH_MS = 5000;
@@ -67,6 +68,7 @@ export interface Services {
 }
 
 export function createDriver(config: Config): StorageDriver {
+  if (config.storage.driver === 's3') return new S3Driver(config.storage.s3!);
   return config.storage.driver === 'inmemory' ? new MemoryDriver() : new FilesystemDriver(resolve(config.storage.rootDirectory));
 }
 
@@ -100,7 +102,7 @@ export function createServices(config: Config, driver: StorageDriver = createDri
     onProgress: log ? (detail, message) => log.info(detail, message) : undefined,
     onDelete: log ? (what, detail) => log.debug(detail, `${config.storage.gc.dryRun ? 'would delete' : 'deleted'} ${what}`) : undefined,
   });
-  const local = new LocalContent(blobs, manifests, tags);
+  const local = new LocalContent(blobs, manifests, tags, config.storage.redirect);
   let content: ContentReader = local;
   let cache: PullThroughCache | undefined;
   let policy: RepositoryPolicy = OPEN_POLICY;
