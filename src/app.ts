@@ -19,6 +19,7 @@ import { BlobStore } from './registry/blobs.js';
 import { CatalogService, walkRepositories } from './registry/catalog.js';
 import { lastGcReport } from './registry/gc.js';
 import { LinkMetadataStore } from './registry/link-store.js';
+import { CachedMetadataStore } from './registry/cached-metadata.js';
 import { Collector, HeartbeatLease, UploadFiguresCache } from './registry/maintenance.js';
 import { ManifestService } from './registry/manifests.js';
 import type { MetadataStore } from './registry/metadata.js';
@@ -85,8 +86,13 @@ export interface ServiceHooks {
 
 const silentLog = pino({ level: 'silent' });
 
+/** How long another process's deletion may go unseen by a process on S3 (see CachedMetadataStore). */
+export const S3_METADATA_TTL_MS = 10_000;
+
 export function createServices(config: Config, driver: StorageDriver = createDriver(config), hooks: ServiceHooks = {}): Services {
-  const store = new LinkMetadataStore(driver, persistStep(config.storage.gc.graceMs));
+  const links = new LinkMetadataStore(driver, persistStep(config.storage.gc.graceMs));
+  // every S3 read is a round trip: what is named by digest is remembered once read
+  const store = driver.name === 's3' ? new CachedMetadataStore(links, S3_METADATA_TTL_MS) : links;
   const blobs = new BlobStore(driver, store);
   const tags = new TagService(store);
   const manifests = new ManifestService(store, blobs, MAX_MANIFEST_BYTES);
@@ -263,6 +269,7 @@ export function createApp(config: Config, log: Logger, driver?: StorageDriver): 
           if (report && report.finishedAt !== lastGc) {
             lastGc = report.finishedAt;
             services.blobs.forgetAll();
+            if (services.store instanceof CachedMetadataStore) services.store.forgetAll();
             services.usage.rebuild().catch(() => undefined);
             log.info({ gc: report }, 'garbage collection ran in another process: blob caches cleared');
           }
