@@ -9,9 +9,13 @@ const bool = (d: boolean): Spec => ({ kind: 'bool', default: d });
 const int = (d: number, min: number): Spec => ({ kind: 'int', default: d, min });
 
 const MiB = 1 << 20;
-/** registry:2's defaults. */
+/**
+ * registry:2's defaults, but for the copy threshold: one CopyObject (up to S3's 5 GiB limit) is
+ * as fast on S3 and, on the RADOS Gateway, shares the data instead of copying it (a 200 MiB
+ * commit: 0.3 s against 1.5 s in 32 MiB parts), so Berth copies in parts only above 5 GiB.
+ */
 export const S3_DEFAULTS = {
-  chunksize: 10 * MiB, multipartcopychunksize: 32 * MiB, multipartcopymaxconcurrency: 100, multipartcopythresholdsize: 32 * MiB,
+  chunksize: 10 * MiB, multipartcopychunksize: 32 * MiB, multipartcopymaxconcurrency: 100, multipartcopythresholdsize: 5 * 1024 * MiB,
 };
 
 export const S3_FIELDS: Record<string, Spec> = {

@@ -8,7 +8,8 @@
 #                                                      --auth: htpasswd authentication with that one user
 #   bash test/support/ref-registry.sh start DIR PORT --s3 ENDPOINT BUCKET [ROOTDIRECTORY]
 #                                                      the same with S3 storage (registry:2's s3 driver) on
-#                                                      that bucket; keys from S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY
+#                                                      that bucket; keys from S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY;
+#                                                      REF_REDIRECT_DISABLE=true serves blobs itself (storage.redirect.disable)
 #   bash test/support/ref-registry.sh stop DIR         stops it (DIR stays: the data is what is compared)
 #
 # Needs docker-registry and curl (test/support/install.sh).
@@ -56,7 +57,9 @@ start)
     secretkey: $S3_SECRET_ACCESS_KEY
     secure: false
     v4auth: true${S3ROOT:+
-    rootdirectory: $S3ROOT}"
+    rootdirectory: $S3ROOT}
+  redirect:
+    disable: ${REF_REDIRECT_DISABLE:-false}"
   else
     STORAGE="  filesystem:
     rootdirectory: $DIR/data"
