@@ -357,7 +357,10 @@ export class S3Driver implements StorageDriver {
       const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
       if (status === 404) throw new Error(`bucket ${this.bucket} does not exist: create it, or set storage.s3.bucket to one that does`);
       if (status === 403) throw new Error(`access to bucket ${this.bucket} is denied: check storage.s3.accesskey and secretkey (or the credentials in the environment)`);
-      throw new Error(`S3 (bucket ${this.bucket}) does not answer: ${(err as Error).message}`);
+      if ((err as Error).name === 'CredentialsProviderError') {
+        throw new Error('no S3 credentials: set storage.s3.accesskey and secretkey, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile (AWS_PROFILE) or an instance role');
+      }
+      throw new Error(`S3 (bucket ${this.bucket}) does not answer: ${(err as Error).message}; check storage.s3.regionendpoint, region and secure`);
     });
   }
 

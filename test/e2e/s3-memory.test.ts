@@ -1,6 +1,7 @@
 // Bounded memory on S3: a large push while others run holds a few parts per upload in memory,
 // never a layer. Berth runs as its own process so that its peak RSS (VmHWM) is its own. CI's
-// sizes are small; `S3_MEMORY_BIG_MIB=1024 S3_MEMORY_OTHERS=15` gives the 1 GiB figure.
+// sizes are small; `S3_MEMORY_BIG_MIB=1024 S3_MEMORY_OTHERS=15 S3_MEMORY_CHUNK_MIB=10` gives the 1 GiB figure
+// with the default part size.
 import { strict as assert } from 'node:assert';
 import { after, before, describe, it } from 'node:test';
 import { tempDir } from '../helpers/registry.js';
@@ -11,7 +12,7 @@ const skip = needsS3();
 const BIG_MIB = Number(process.env.S3_MEMORY_BIG_MIB ?? 256);
 const OTHERS = Number(process.env.S3_MEMORY_OTHERS ?? 7);
 const OTHER_MIB = Number(process.env.S3_MEMORY_OTHER_MIB ?? 48);
-const CHUNK_MIB = 5;
+const CHUNK_MIB = Number(process.env.S3_MEMORY_CHUNK_MIB ?? 5);
 /** Node and Berth at rest, plus what each upload may hold: a part filling, a part being cut, two being sent. */
 const BOUND_MIB = 150 + (OTHERS + 1) * 4 * CHUNK_MIB;
 
