@@ -21,8 +21,8 @@ const work = tempDir('bench-s3-');
 
 const { server, bucket: berthBucket } = await s3Bucket('bench-berth');
 const { bucket: refBucket } = await s3Bucket('bench-ref');
-const berth = await startBerthOnS3(work, server, berthBucket);
-const berthStreaming = await startBerthOnS3(work, server, berthBucket, '  redirect:\n    disable: true\n');
+const berth = await startBerthOnS3(work, server, berthBucket, '', { quiet: true });
+const berthStreaming = await startBerthOnS3(work, server, berthBucket, '  redirect:\n    disable: true\n', { quiet: true });
 const keys = { S3_ACCESS_KEY_ID: server.accessKey, S3_SECRET_ACCESS_KEY: server.secretKey };
 const refs: { dir: string; host: string }[] = [];
 for (const disable of ['false', 'true']) {

@@ -23,7 +23,7 @@ describe('memory stays bounded while pushing to S3', { skip }, () => {
 
   before(async () => {
     ({ server, bucket } = await s3Bucket('memory'));
-    berth = await startBerthOnS3(tempDir('berth-s3mem-'), server, bucket, `    chunksize: ${CHUNK_MIB << 20}\n`);
+    berth = await startBerthOnS3(tempDir('berth-s3mem-'), server, bucket, `    chunksize: ${CHUNK_MIB << 20}\n`, { quiet: true });
   });
   after(async () => { await berth?.stop(); });
 

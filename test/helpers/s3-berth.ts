@@ -18,14 +18,17 @@ export interface S3Berth {
 }
 
 /** `berth serve` with storage.s3 on `bucket`; `extra` is more YAML under storage. */
-export async function startBerthOnS3(dir: string, s: S3Server, bucket: string, storageExtra = '', env: NodeJS.ProcessEnv = {}): Promise<S3Berth> {
+export async function startBerthOnS3(dir: string, s: S3Server, bucket: string, storageExtra = '',
+                                    options: { quiet?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<S3Berth> {
   const port = await freePort();
   const config = join(dir, `berth-${port}.yml`);
+  const env = options.env ?? {};
   writeFileSync(config, `version: 0.1
 log:
-  level: warn
+  level: ${options.quiet ? 'warn' : 'info'}
+  formatter: json
   accesslog:
-    disabled: true
+    disabled: ${options.quiet ? 'true' : 'false'}
 http:
   addr: 127.0.0.1:${port}
   secret: s3-bench-secret
