@@ -62,6 +62,8 @@ export class S3Driver implements StorageDriver {
   readonly client: S3Client;
   /** S3 requests sent, by operation (the cost per registry request is measured with it). */
   readonly requests = new Map<string, number>();
+  /** Called for every request sent, with its operation and key (or prefix): for tests and diagnosis. */
+  onRequest?: (operation: string, key: string) => void;
   private readonly root: string;
 
   constructor(readonly options: S3Options) {
@@ -70,6 +72,8 @@ export class S3Driver implements StorageDriver {
     this.client.middlewareStack.add((next, context) => async (args) => {
       const op = context.commandName ?? 'unknown';
       this.requests.set(op, (this.requests.get(op) ?? 0) + 1);
+      const input = args.input as { Key?: string; Prefix?: string };
+      this.onRequest?.(op, input.Key ?? input.Prefix ?? '');
       return next(args);
     }, { step: 'initialize', name: 'berthRequestCounter' });
   }
