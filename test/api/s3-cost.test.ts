@@ -128,6 +128,27 @@ describe('S3 requests per registry request', { skip }, () => {
     console.log(`catalog of ${seen.length} repositories on S3: ${coldMs} ms and ${cold.total} listings cold, none warm`);
   });
 
+  it('collection on S3 removes what nothing references, and HEAD answers 404 at once despite the cache', async () => {
+    const { server: s, bucket: gcBucket } = await s3Bucket('gc');
+    const driver = s3Driver(s, gcBucket);
+    const registry = await startRegistry({ driver, overrides: s3Overrides(s, gcBucket, { 'storage.maintenance.gc.grace': '0s' }) });
+    opened.push({ registry, driver });
+    const kept = await pushImage(registry.url, 'gc/kept', 'v1', 'kept');
+    const gone = await pushImage(registry.url, 'gc/gone', 'v1', 'gone');
+    for (const layer of [...kept.layers, ...gone.layers]) {
+      await expectStatus(`${registry.url}/v2/${layer === kept.layers[0] ? 'gc/kept' : 'gc/gone'}/blobs/${layer}`, 200, { method: 'HEAD' });
+    }
+    await expectStatus(`${registry.url}/v2/gc/gone/manifests/${gone.digest}`, 202, { method: 'DELETE' });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const report = await (await fetch(`${registry.url}/api/v1/gc?wait=true`, { method: 'POST' })).json() as { blobsDeleted: number };
+    assert.equal(report.blobsDeleted, 3); // the deleted image's config, layer and manifest
+    await expectStatus(`${registry.url}/v2/gc/gone/blobs/${gone.layers[0]}`, 404, { method: 'HEAD' });
+    await expectStatus(`${registry.url}/v2/gc/kept/blobs/${kept.layers[0]}`, 200, { method: 'HEAD' });
+    await expectStatus(`${registry.url}/v2/gc/kept/manifests/v1`, 200, { headers: ACCEPT });
+    const hex = gone.layers[0]!.slice('sha256:'.length);
+    await assert.rejects(driver.stat(`/docker/registry/v2/blobs/sha256/${hex.slice(0, 2)}/${hex}/data`), /path not found/);
+  });
+
   it('a deletion through the process is seen at once, despite the cache', async () => {
     const { registry } = await fresh();
     const other = await pushImage(registry.url, 'cost/gone', 'v1', 'gone');
