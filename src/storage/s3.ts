@@ -55,6 +55,8 @@ export interface S3Options {
 const MAX_COPY = 5 * 1024 ** 3;
 const DELETE_BATCH = 1000;
 const SEND_BUFFER = 1 << 20;
+/** What the buffers of all blob sends may hold together, about. */
+const SEND_BUDGET = 32 << 20;
 
 export class S3Driver implements StorageDriver {
   readonly name = 's3';
@@ -64,6 +66,8 @@ export class S3Driver implements StorageDriver {
   /** Called for every request sent, with its operation and key (or prefix): for tests and diagnosis. */
   onRequest?: (operation: string, key: string) => void;
   private readonly root: string;
+  /** Blob sends in progress: their buffers share one memory budget. */
+  private sends = 0;
 
   constructor(readonly options: S3Options) {
     this.root = options.rootDirectory.replace(/\/+$/, '');
@@ -148,7 +152,18 @@ export class S3Driver implements StorageDriver {
    */
   async copyTo(path: string, dest: Writable, offset = 0, end?: number): Promise<void> {
     const body = await this.reader(path, offset, end);
-    const buffers = [Buffer.allocUnsafeSlow(SEND_BUFFER), Buffer.allocUnsafeSlow(SEND_BUFFER)];
+    // 1 MiB for a lone download, shrinking so that all sends together stay near SEND_BUDGET
+    const size = Math.max(64 << 10, Math.min(SEND_BUFFER, 2 ** Math.floor(Math.log2(SEND_BUDGET / 2 / (this.sends + 1)))));
+    this.sends++;
+    try {
+      await this.send(body, dest, size);
+    } finally {
+      this.sends--;
+    }
+  }
+
+  private async send(body: Readable, dest: Writable, size: number): Promise<void> {
+    const buffers = [Buffer.allocUnsafeSlow(size), Buffer.allocUnsafeSlow(size)];
     let turn = 0;
     let used = 0;
     let writing: Promise<void> = Promise.resolve();
@@ -167,7 +182,7 @@ export class S3Driver implements StorageDriver {
           const n = chunk.copy(buffers[turn]!, used, at);
           used += n;
           at += n;
-          if (used === SEND_BUFFER) await flush();
+          if (used === size) await flush();
         }
       }
       if (used > 0) await flush();
