@@ -19,6 +19,7 @@ import { BlobStore } from './registry/blobs.js';
 import { CatalogService, walkRepositories } from './registry/catalog.js';
 import { lastGcReport } from './registry/gc.js';
 import { LinkMetadataStore } from './registry/link-store.js';
+import { CachedMetadataStore } from './registry/cached-metadata.js';
 import { Collector, HeartbeatLease, UploadFiguresCache } from './registry/maintenance.js';
 import { ManifestService } from './registry/manifests.js';
 import type { MetadataStore } from './registry/metadata.js';
@@ -40,6 +41,7 @@ import { FilesystemDriver } from './storage/filesystem.js';
 import { MemoryDriver } from './storage/memory.js';
 import { createPolicies, type Policies } from './policy/index.js';
 import { PULL_FLUSH_MS } from './policy/pulls.js';
+import { S3Driver } from './storage/s3.js';
 
 /** How often a running registry looks for a new `berth gc` report. */
 export const GC_WATCH_MS = 5000;
@@ -75,9 +77,12 @@ export interface Services {
   cache?: PullThroughCache;
   /** Retention, tag immutability and quotas, when `policies.rules` are configured. */
   policies?: Policies;
+  /** What the metadata store remembers of storage (on S3), cleared when another process collected. */
+  metadataCache?: CachedMetadataStore;
 }
 
 export function createDriver(config: Config): StorageDriver {
+  if (config.storage.driver === 's3') return new S3Driver(config.storage.s3!);
   return config.storage.driver === 'inmemory' ? new MemoryDriver() : new FilesystemDriver(resolve(config.storage.rootDirectory));
 }
 
@@ -94,8 +99,13 @@ export interface ServiceHooks {
 
 const silentLog = pino({ level: 'silent' });
 
+/** How long another process's deletion may go unseen by a process on S3 (see CachedMetadataStore). */
+export const S3_METADATA_TTL_MS = 10_000;
+
 export function createServices(config: Config, driver: StorageDriver = createDriver(config), hooks: ServiceHooks = {}): Services {
-  const base = new LinkMetadataStore(driver, persistStep(config.storage.gc.graceMs));
+  const links = new LinkMetadataStore(driver, persistStep(config.storage.gc.graceMs));
+  // every S3 read is a round trip: what is named by digest is remembered once read
+  const base = driver.name === 's3' ? new CachedMetadataStore(links, S3_METADATA_TTL_MS) : links;
   const usage = new UsageIndex(base, driver);
   const log = hooks.log;
   // client writes go through the policies' write guard; collection, retention and the cache's copies do not
@@ -117,7 +127,7 @@ export function createServices(config: Config, driver: StorageDriver = createDri
     onProgress: log ? (detail, message) => log.info(detail, message) : undefined,
     onDelete: log ? (what, detail) => log.debug(detail, `${config.storage.gc.dryRun ? 'would delete' : 'deleted'} ${what}`) : undefined,
   });
-  const local = new LocalContent(blobs, manifests, tags);
+  const local = new LocalContent(blobs, manifests, tags, config.storage.redirect);
   let content: ContentReader = local;
   let cache: PullThroughCache | undefined;
   let policy: RepositoryPolicy = OPEN_POLICY;
@@ -139,6 +149,7 @@ export function createServices(config: Config, driver: StorageDriver = createDri
     driver, store, blobs, uploads, tags, manifests, catalog, collector, content, policy, cache, policies, usage,
     referrers: new ReferrersService(store, manifests, hooks.onUnreadable),
     inventory: new RepositoryInventory(store, manifests, blobs, usage),
+    metadataCache: base instanceof CachedMetadataStore ? base : undefined,
     ui: new UiAssets(),
     openUploads: new UploadFiguresCache(driver, uploads),
   };
@@ -283,6 +294,7 @@ export function createApp(config: Config, log: Logger, driver?: StorageDriver): 
           if (report && report.finishedAt !== lastGc) {
             lastGc = report.finishedAt;
             services.blobs.forgetAll();
+            services.metadataCache?.forgetAll();
             services.usage.rebuild().catch(() => undefined);
             log.info({ gc: report }, 'garbage collection ran in another process: blob caches cleared');
           }

@@ -76,6 +76,9 @@ Environment: any config key as REGISTRY_<PATH>, e.g.
   REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=/var/lib/registry
   REGISTRY_STORAGE_DELETE_ENABLED=true
   REGISTRY_HTTP_SECRET=...   (required when several processes share one storage)
+  REGISTRY_STORAGE_S3_BUCKET=registry REGISTRY_STORAGE_S3_REGION=us-east-1
+                             (an S3 bucket instead of a directory, registry:2's storage.s3
+                             keys: see docs/configuration.md#s3-storage)
 
 See docs/configuration.md for every key.
 `;
@@ -183,6 +186,7 @@ async function serve(argv: string[]): Promise<void> {
   }
   app.server.listen(target, () => {
     log.info({ addr: config.http.addr, tls: !!config.tls, auth: config.auth.htpasswd ? 'htpasswd' : config.auth.token || config.tokenServer.enabled ? 'token' : 'none', storage: config.storage.driver, root: config.storage.driver === 'filesystem' ? config.storage.rootDirectory : undefined,
+      bucket: config.storage.s3?.bucket, redirect: config.storage.s3 ? config.storage.redirect : undefined,
       delete: config.storage.deleteEnabled, readOnly: config.storage.readOnly, ui: config.ui.enabled, version: VERSION }, 'berth is listening');
   });
   let stopping = false;

@@ -7,14 +7,19 @@ import { randomBytes } from 'node:crypto';
 import { parse as parseYaml } from 'yaml';
 import { isSet, SCHEMA, type Spec } from './schema.js';
 import { parsePolicies, type PoliciesConfig } from '../policy/config.js';
+import { S3ConfigError, s3Options } from './s3.js';
+import type { S3Options } from '../storage/s3.js';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 
 export interface Config {
   log: { level: LogLevel; formatter?: 'text' | 'json' | 'logstash'; fields: Record<string, unknown>; accessLog: boolean };
   storage: {
-    driver: 'filesystem' | 'inmemory';
+    driver: 'filesystem' | 'inmemory' | 's3';
     rootDirectory: string;
+    s3?: S3Options;
+    /** Whether blob downloads may redirect to the storage's own URLs (storage.redirect.disable: false). */
+    redirect: boolean;
     deleteEnabled: boolean;
     readOnly: boolean;
     uploadPurging: { enabled: boolean; ageMs: number; intervalMs: number; dryRun: boolean };
@@ -274,8 +279,8 @@ function build(tree: Tree, warnings: string[], env: NodeJS.ProcessEnv): Config {
   const storageTree = (tree.storage ?? {}) as Tree;
   const drivers = Object.keys(storageTree).filter((k) => !['delete', 'maintenance', 'cache', 'redirect', 'tag'].includes(k));
   for (const driver of drivers) {
-    if (driver !== 'filesystem' && driver !== 'inmemory') {
-      throw new ConfigError(`storage driver ${driver} is not supported: Berth keeps data on a filesystem only; use storage.filesystem (a local disk or a mounted volume) or storage.inmemory`);
+    if (driver !== 'filesystem' && driver !== 'inmemory' && driver !== 's3') {
+      throw new ConfigError(`storage driver ${driver} is not supported: use storage.filesystem (a local disk or a mounted volume), storage.s3 (S3 or a compatible object store) or storage.inmemory`);
     }
   }
   if (drivers.length > 1) throw new ConfigError(`storage names ${drivers.join(' and ')}: configure exactly one storage driver`);
@@ -316,8 +321,10 @@ function build(tree: Tree, warnings: string[], env: NodeJS.ProcessEnv): Config {
   return {
     log: { level: (tree.log as Tree | undefined)?.level === undefined && t.loglevel ? t.loglevel : t.log.level, formatter: t.log.formatter, fields: t.log.fields, accessLog: !t.log.accesslog.disabled },
     storage: {
-      driver: drivers[0] === 'inmemory' ? 'inmemory' : 'filesystem',
+      driver: drivers[0] === 'inmemory' || drivers[0] === 's3' ? drivers[0] : 'filesystem',
       rootDirectory: t.storage.filesystem.rootdirectory ?? './data',
+      s3: drivers[0] === 's3' ? s3Config(t.storage.s3) : undefined,
+      redirect: !t.storage.redirect.disable,
       deleteEnabled: t.storage.delete.enabled,
       readOnly: t.storage.maintenance.readonly.enabled,
       uploadPurging: {
@@ -382,6 +389,15 @@ function build(tree: Tree, warnings: string[], env: NodeJS.ProcessEnv): Config {
     ui: { enabled: t.ui.enabled },
     ignored,
   };
+}
+
+function s3Config(s: Record<string, unknown>): S3Options {
+  try {
+    return s3Options(s);
+  } catch (err) {
+    if (err instanceof S3ConfigError) throw new ConfigError(err.message);
+    throw err;
+  }
 }
 
 const PROXY_DEFAULTS = { timeout: 30_000, maxconcurrent: 64, maxrps: 100 };

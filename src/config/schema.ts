@@ -6,6 +6,7 @@
 //    weaken security or change what clients get (some keys only for the values that would).
 // Keys nobody knows stop startup with the path and the keys allowed there.
 import { MAX_PAGE } from '../http/pagination.js';
+import { S3_FIELDS } from './s3.js';
 
 /** Why a key stops startup: `when` (absent: whenever it is set) sees the value and the whole tree. */
 export interface Refusal {
@@ -84,6 +85,7 @@ export const SCHEMA: Spec = obj({
   storage: obj({
     filesystem: obj({ rootdirectory: str(), maxthreads: ignored('Berth does not bound filesystem calls with a thread pool') }),
     inmemory: map,
+    s3: obj(S3_FIELDS),
     delete: obj({ enabled: bool(false) }),
     maintenance: obj({
       uploadpurging: obj({ enabled: bool(true), age: duration('168h'), interval: duration('24h'), dryrun: bool(false) }),
@@ -92,7 +94,8 @@ export const SCHEMA: Spec = obj({
       gc: obj({ enabled: bool(false), interval: duration('24h'), grace: duration('1h'), deleteuntagged: bool(false), dryrun: bool(false) }),
     }),
     cache: ignored('Berth keeps its own in-memory caches; blobdescriptor inmemory or redis only changes speed'),
-    redirect: ignored('the filesystem driver serves blobs itself, as registry:2\'s does: there is nowhere to redirect to'),
+    // downloads from S3 go to presigned URLs unless disabled; the filesystem always serves bytes itself
+    redirect: obj({ disable: bool(false) }),
     tag: ignored('tag lookup concurrency is managed by Berth'),
   }),
   http: obj({

@@ -104,5 +104,6 @@ export function instrumentDriver(driver: StorageDriver, metrics: Metrics): Stora
     touch: (path) => time('touch', () => driver.touch(path)),
     delete: (path) => time('delete', () => driver.delete(path)),
     ping: () => time('ping', () => driver.ping()),
+    downloadUrl: driver.downloadUrl ? (path) => time('urlfor', () => driver.downloadUrl!(path)) : undefined,
   };
 }

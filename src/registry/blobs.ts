@@ -85,6 +85,11 @@ export class BlobStore {
     if (!(await this.store.unlinkBlob(name, digest))) throw blobUnknown(digest);
   }
 
+  /** Where a client may download the blob from directly, when storage has such URLs. */
+  downloadUrl(digest: Digest): Promise<string> | undefined {
+    return this.driver.downloadUrl?.(paths.blobData(digest));
+  }
+
   async getSmall(digest: Digest): Promise<Buffer> {
     return this.driver.getContent(paths.blobData(digest));
   }

@@ -16,6 +16,8 @@ export interface BlobBody extends BlobDescriptor {
   /** Whether `send` honours a byte range (a blob still arriving from an upstream does not). */
   ranges: boolean;
   notes?: Notes;
+  /** Where the client is sent for the bytes instead (a presigned storage URL), when set. */
+  redirect?: string;
   /** Sends bytes [start, end] to `dest` (which the caller ends). */
   send(dest: Writable, start?: number, end?: number): Promise<void>;
 }
@@ -40,7 +42,9 @@ export interface RepositoryPolicy {
 export const OPEN_POLICY: RepositoryPolicy = { localName: (name) => name, check: () => undefined };
 
 export class LocalContent implements ContentReader {
-  constructor(private readonly blobs: BlobStore, private readonly manifests: ManifestService, private readonly tagService: TagService) {}
+  constructor(private readonly blobs: BlobStore, private readonly manifests: ManifestService, private readonly tagService: TagService,
+              /** Whether downloads go to storage's own URLs when it has them (storage.redirect). */
+              private readonly redirects = false) {}
 
   manifest(name: string, reference: string): Promise<Manifest> {
     return this.manifests.get(name, reference);
@@ -52,7 +56,8 @@ export class LocalContent implements ContentReader {
 
   async blob(name: string, digest: Digest): Promise<BlobBody> {
     const { size } = await this.blobs.stat(name, digest);
-    return { digest, size, ranges: true, send: (dest, start, end) => this.blobs.copyTo(digest, dest, start, end) };
+    const redirect = this.redirects && size > 0 ? await this.blobs.downloadUrl(digest) : undefined;
+    return { digest, size, ranges: true, redirect, send: (dest, start, end) => this.blobs.copyTo(digest, dest, start, end) };
   }
 
   async tags(name: string): Promise<{ tags: string[] }> {

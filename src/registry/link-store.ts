@@ -148,6 +148,11 @@ export class LinkMetadataStore implements MetadataStore {
     try {
       const info = await this.driver.stat(paths.blobData(digest));
       if (info.isDir) return undefined;
+      // storage's own time is a use already recorded: a use now need not be written again until it is stale
+      const key = digest.toString();
+      if (!this.used.has(key) && this.used.size < MAX_TRACKED_USES) {
+        this.used.set(key, { at: info.modTime.getTime(), persisted: info.modTime.getTime() });
+      }
       return { size: info.size, lastUsed: Math.max(info.modTime.getTime(), this.used.get(digest.toString())?.at ?? 0) };
     } catch (err) {
       if (isNotFound(err)) return undefined;

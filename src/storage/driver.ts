@@ -40,6 +40,8 @@ export interface StorageDriver {
   delete(path: string): Promise<void>;
   /** Whether the driver can answer a read (readiness). */
   ping(): Promise<void>;
+  /** A URL clients may download the file from directly (presigned), for drivers that have one. */
+  downloadUrl?(path: string): Promise<string>;
 }
 
 export class PathNotFoundError extends Error {

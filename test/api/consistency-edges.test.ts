@@ -12,7 +12,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A real filesystem driver whose chosen operations fail or slow down when `when` says so. */
 function faulty(root: string, hooks: Partial<Record<keyof StorageDriver, (path: string) => Promise<void> | void>>): StorageDriver {
-  const fs = new FilesystemDriver(root);
+  const fs: StorageDriver = new FilesystemDriver(root);
   return new Proxy(fs, {
     get(target, prop: keyof StorageDriver) {
       const value = target[prop];

@@ -32,7 +32,9 @@ export async function startRegistry(options: StartOptions = {}): Promise<TestReg
   const config = loadConfig({
     env: {},
     overrides: {
-      'storage.filesystem.rootdirectory': root, 'storage.delete.enabled': true, 'http.secret': 'test-secret',
+      // a test that configures another driver (storage.s3.*) has no filesystem root
+      ...(Object.keys(options.overrides ?? {}).some((k) => k.startsWith('storage.s3.')) ? {} : { 'storage.filesystem.rootdirectory': root }),
+      'storage.delete.enabled': true, 'http.secret': 'test-secret',
       'log.level': 'error', ...options.overrides,
     },
   });

@@ -4,6 +4,7 @@
 #   skopeo, podman, buildah                     the containers/image clients
 #   docker.io, containerd, runc                 the docker daemon and CLI (a private daemon per test)
 #   docker-registry                             the reference registry (distribution 2.8, what registry:2 ships)
+#   ceph-mon, ceph-osd, radosgw, ceph-common    a real S3 server (Ceph's RADOS Gateway): test/support/s3.sh
 #   chromium                                    a real browser on /v2/_catalog
 #   jq, openssl, busybox-static                 building the offline test images
 #   apache2-utils (htpasswd), openssl, curl     credentials, certificates, readiness checks
@@ -19,7 +20,7 @@ die() { echo "install.sh: error: $*" >&2; exit 1; }
 [[ $(id -u) -eq 0 ]] || die "must run as root: sudo bash $0"
 command -v apt-get >/dev/null || die "apt-get not found: install the packages listed in $0 by hand"
 
-PKGS=(skopeo podman buildah docker.io containerd runc docker-registry chromium
+PKGS=(skopeo podman buildah docker.io containerd runc docker-registry ceph-mon ceph-osd radosgw ceph-common chromium
       jq openssl busybox-static apache2-utils curl ca-certificates tar gzip "$@")
 
 missing=()
@@ -48,7 +49,7 @@ else
   fi
 fi
 
-for b in skopeo podman buildah dockerd containerd runc docker-registry chromium jq openssl busybox htpasswd curl; do
+for b in skopeo podman buildah dockerd containerd runc docker-registry ceph-mon ceph-osd radosgw radosgw-admin chromium jq openssl busybox htpasswd curl; do
   command -v "$b" >/dev/null || die "$b is missing after the install"
 done
 [[ -x /usr/bin/docker ]] || die "/usr/bin/docker (Debian's docker CLI) is missing after the install"

@@ -6,6 +6,10 @@
 #                                                      serves DIR/data on 127.0.0.1:PORT (filesystem
 #                                                      storage, deletes enabled); config, log, pid in DIR;
 #                                                      --auth: htpasswd authentication with that one user
+#   bash test/support/ref-registry.sh start DIR PORT --s3 ENDPOINT BUCKET [ROOTDIRECTORY]
+#                                                      the same with S3 storage (registry:2's s3 driver) on
+#                                                      that bucket; keys from S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY;
+#                                                      REF_REDIRECT_DISABLE=true serves blobs itself (storage.redirect.disable)
 #   bash test/support/ref-registry.sh stop DIR         stops it (DIR stays: the data is what is compared)
 #
 # Needs docker-registry and curl (test/support/install.sh).
@@ -28,8 +32,13 @@ case $CMD in
 start)
   PORT=${3:?usage: ref-registry.sh start DIR PORT [--auth USER:PASSWORD]}
   [[ $PORT =~ ^[0-9]+$ ]] || die "bad PORT $PORT"
-  AUTH=
-  if [[ ${4:-} == --auth ]]; then
+  AUTH= S3=
+  if [[ ${4:-} == --s3 ]]; then
+    S3=${5:?--s3 needs ENDPOINT BUCKET}
+    BUCKET=${6:?--s3 needs ENDPOINT BUCKET}
+    S3ROOT=${7:-}
+    [[ -n ${S3_ACCESS_KEY_ID:-} && -n ${S3_SECRET_ACCESS_KEY:-} ]] || die "--s3 needs S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY"
+  elif [[ ${4:-} == --auth ]]; then
     AUTH=${5:?--auth needs USER:PASSWORD}
     [[ $AUTH == *:* ]] || die "--auth needs USER:PASSWORD"
     command -v htpasswd >/dev/null || die "htpasswd is not installed: run sudo bash test/support/install.sh"
@@ -39,14 +48,29 @@ start)
   done
   running_pid >/dev/null && die "already running for $DIR"
   mkdir -p "$DIR/data"
+  if [[ -n $S3 ]]; then
+    STORAGE="  s3:
+    regionendpoint: $S3
+    region: us-east-1
+    bucket: $BUCKET
+    accesskey: $S3_ACCESS_KEY_ID
+    secretkey: $S3_SECRET_ACCESS_KEY
+    secure: false
+    v4auth: true${S3ROOT:+
+    rootdirectory: $S3ROOT}
+  redirect:
+    disable: ${REF_REDIRECT_DISABLE:-false}"
+  else
+    STORAGE="  filesystem:
+    rootdirectory: $DIR/data"
+  fi
   cat >"$DIR/config.yml" <<EOF
 version: 0.1
 log:
   level: info
   formatter: text
 storage:
-  filesystem:
-    rootdirectory: $DIR/data
+$STORAGE
   delete:
     enabled: true
   cache:
@@ -58,7 +82,8 @@ EOF
     htpasswd -Bbc "$DIR/htpasswd" "${AUTH%%:*}" "${AUTH#*:}" 2>/dev/null
     printf 'auth:\n  htpasswd:\n    realm: ref-realm\n    path: %s\n' "$DIR/htpasswd" >>"$DIR/config.yml"
   fi
-  setsid docker-registry serve "$DIR/config.yml" >>"$DIR/registry.log" 2>&1 </dev/null &
+  # an AWS_CA_BUNDLE in the environment stops its S3 driver from starting, even for plain HTTP
+  setsid env -u AWS_CA_BUNDLE docker-registry serve "$DIR/config.yml" >>"$DIR/registry.log" 2>&1 </dev/null &
   pid=$!
   echo "$pid" >"$PIDFILE"
   for ((i = 0; i < 100; i++)); do

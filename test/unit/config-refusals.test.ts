@@ -49,7 +49,8 @@ const REFUSED: [string, string, RegExp][] = [
   ['catalog:\n  maxentries: 100\n', 'catalog.maxentries', /remove catalog\.maxentries/],
   ['tags:\n  maxtags: 100\n', 'tags.maxtags', /remove tags\.maxtags/],
   ['policy:\n  repository:\n    classes: [image]\n', 'policy.repository.classes', /access\.rules/],
-  ['storage:\n  s3:\n    bucket: registry\n    region: us-east-1\n', 'storage driver s3', /storage\.filesystem/],
+  ['storage:\n  azure:\n    accountname: registry\n', 'storage driver azure', /storage\.s3/],
+  ['storage:\n  s3:\n    bucket: registry\n    region: us-east-1\n    v4auth: false\n', 'storage.s3.v4auth', /v4auth: true/],
   ['auth:\n  silly:\n', 'auth.silly', /auth\.htpasswd/], // without parameters still asks for it
   ['auth: silly\n', 'auth.silly', /auth\.htpasswd/],
   ['auth:\n  htpasswd:\n', 'auth.htpasswd.path is required', /htpasswd -B/], // never taken for no authentication
@@ -62,8 +63,7 @@ const HARMLESS: [string, string][] = [
   ['storage:\n  filesystem:\n    rootdirectory: /var/lib/registry\n    maxthreads: 100\n', 'storage.filesystem.maxthreads'],
   ['storage:\n  cache:\n    blobdescriptor: inmemory\n', 'storage.cache'],
   ['storage:\n  cache:\n    blobdescriptor: redis\nredis:\n  addr: localhost:6379\n  password: secret\n  db: 0\n', 'redis'],
-  ['storage:\n  redirect:\n    disable: true\n', 'storage.redirect'],
-  ['storage:\n  redirect:\n    disable: false\n', 'storage.redirect'],
+  ['storage:\n  s3:\n    bucket: registry\n    region: us-east-1\n    loglevel: debug\n', 'storage.s3.loglevel'],
   ['storage:\n  tag:\n    concurrencylimit: 8\n', 'storage.tag'],
   ['http:\n  http2:\n    disabled: true\n', 'http.http2.disabled'], // without TLS registry:2 has no HTTP/2 either
   ['http:\n  h2c:\n    enabled: false\n', 'http.h2c.enabled'],

@@ -89,7 +89,7 @@ describe('configuration', () => {
     assert.throws(() => loadConfig({ file: configFile('storage:\n  delete:\n    enabled: maybe\n'), env: {} }), /true or false/);
     assert.throws(() => loadConfig({ file: configFile('log:\n  level: loud\n'), env: {} }), /error, warn, info, debug/);
     assert.throws(() => loadConfig({ file: configFile('storage:\n  maintenance:\n    uploadpurging:\n      age: soon\n'), env: {} }), /duration/);
-    assert.throws(() => loadConfig({ file: configFile('storage:\n  s3:\n    bucket: x\n'), env: {} }), /storage driver s3/);
+    assert.throws(() => loadConfig({ file: configFile('storage:\n  s3:\n    bucket: x\n'), env: {} }), /storage\.s3\.region is required/);
     assert.throws(() => loadConfig({ file: configFile('a: [unclosed\n'), env: {} }), /not valid YAML/);
   });
 

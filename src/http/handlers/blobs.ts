@@ -39,6 +39,10 @@ export async function getBlob(ctx: RequestContext): Promise<void> {
   const blob = head ? { ...(await ctx.services.content.blobStat(ctx.name, digest)), ranges: true, send: undefined }
     : await ctx.services.content.blob(ctx.name, digest);
   const { size } = blob;
+  if (!head && 'redirect' in blob && blob.redirect) { // to storage, as registry:2 does: ranges go along with the client
+    send(ctx, 307, { Location: blob.redirect, 'Docker-Content-Digest': digest.toString(), 'Content-Length': 0, ...blob.notes });
+    return;
+  }
   const range = blob.ranges && size >= 0 ? parseRange(ctx.req.headers.range, size) : undefined;
   const headers: Record<string, string | number> = {
     'Content-Type': 'application/octet-stream',
