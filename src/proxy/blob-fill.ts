@@ -6,7 +6,7 @@
 // (the driver's reused buffers) whatever the blob's size.
 import { createHash, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import type { Writable } from 'node:stream';
+import { finished, type Readable, type Writable } from 'node:stream';
 import type { MetadataStore } from '../registry/metadata.js';
 import type { Digest } from '../registry/names.js';
 import { paths } from '../registry/paths.js';
@@ -15,7 +15,7 @@ import { UpstreamFailure } from './upstream.js';
 
 /** What the upstream answered: its body, its announced size (-1: unknown), and the slot to release. */
 export interface UpstreamBody {
-  body: AsyncIterable<Uint8Array> | null;
+  body: Readable | null;
   size: number;
   release(): void;
 }
@@ -123,8 +123,7 @@ export class BlobFill {
         // chunks are written in batches of about BATCH bytes (one writev), not one write each
         let batched = 0;
         sink.cork();
-        for await (const chunk of body) {
-          const buffer = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+        await consume(body, (buffer) => {
           hash.update(buffer);
           this.received += buffer.length;
           // in order: a chunk goes to the live readers, or straight past them when there are none
@@ -136,16 +135,17 @@ export class BlobFill {
             this.wake();
           });
           batched += buffer.length;
-          if (batched >= BATCH || !more) {
-            this.onBytes(batched);
-            batched = 0;
+          if (batched < BATCH && more) return undefined;
+          this.onBytes(batched);
+          batched = 0;
+          return (async () => {
             if (this.live.size > 0) await this.liveDrained();
             this.flushLive();
             sink.uncork();
             if (!more) await once(sink, 'drain');
             sink.cork();
-          }
-        }
+          })();
+        });
         this.onBytes(batched);
         sink.uncork();
       }
@@ -298,4 +298,39 @@ export class BlobFill {
   private wakeAll(): void {
     for (const waiter of this.waiters.splice(0)) waiter.wake();
   }
+}
+
+/**
+ * Hands each chunk of `body` to `onChunk` as it arrives ('data' events: an async iterator would
+ * join chunks that queued up into new buffers, a copy of every byte); while the promise
+ * `onChunk` returns is pending, the body is paused. Resolves at the end; rejects when the body
+ * fails or closes early.
+ */
+function consume(body: Readable, onChunk: (chunk: Buffer) => Promise<void> | undefined): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let failed = false;
+    let waiting: Promise<void> = Promise.resolve(); // the end can come while the last chunk's wait is pending
+    const fail = (err: Error) => {
+      if (failed) return;
+      failed = true;
+      body.off('data', onData);
+      reject(err);
+    };
+    const onData = (chunk: Buffer) => {
+      if (failed) return;
+      try {
+        const wait = onChunk(chunk);
+        if (!wait) return;
+        body.pause();
+        waiting = wait.then(() => { if (!failed) body.resume(); }, fail);
+      } catch (err) {
+        fail(err as Error);
+      }
+    };
+    body.on('data', onData);
+    finished(body, (err) => {
+      if (err) fail(err);
+      else void waiting.then(() => { if (!failed) resolve(); });
+    });
+  });
 }
