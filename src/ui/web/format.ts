@@ -29,15 +29,15 @@ export function shortDigest(digest: string): string {
   return hex ? `${algorithm}:${hex.slice(0, 12)}` : digest;
 }
 
-// one formatter each, made once: toLocaleString() builds a new one on every call, which costs
-// milliseconds on a page of 50 rows
-const dates = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
-const numbers = new Intl.NumberFormat('en');
+// one formatter each, made once (toLocaleString() builds a new one on every call, which costs
+// milliseconds on a page of 50 rows) and only when first needed: making one loads locale data
+let dates: Intl.DateTimeFormat | undefined;
+let numbers: Intl.NumberFormat | undefined;
 
 export function dateTime(iso: string | undefined): string {
   if (!iso) return '–';
   const d = new Date(iso);
-  return Number.isNaN(d.getTime()) ? iso : dates.format(d);
+  return Number.isNaN(d.getTime()) ? iso : (dates ??= new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' })).format(d);
 }
 
-export const count = (n: number): string => numbers.format(n);
+export const count = (n: number): string => (numbers ??= new Intl.NumberFormat('en')).format(n);
