@@ -2,7 +2,7 @@
 // berth: the command line. Parses argv, loads the configuration, starts the registry.
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
-import { createApp, createDriver, createSecurity, createServices, createTokenListener } from './app.js';
+import { createApp, createDriver, createSecurity, createServices, createTokenListener, loadDriver } from './app.js';
 import { collectOffline, liveLeases } from './registry/maintenance.js';
 import { ConfigError, loadConfig, parseDuration, type Config } from './config/load.js';
 import { DataDirectoryError, prepareDataDirectory } from './config/root.js';
@@ -127,6 +127,7 @@ function configFrom(values: Record<string, unknown>, positionals: string[]): Con
 
 /** Makes and checks the data directory before anything uses it; a problem stops with the fix. */
 async function checkStorage(config: Config): Promise<void> {
+  await loadDriver(config);
   if (config.storage.driver !== 'filesystem') return;
   await prepareDataDirectory(config.storage.rootDirectory).catch((err: Error) => {
     if (err instanceof DataDirectoryError) fatal(`storage is not usable: ${err.message}`);

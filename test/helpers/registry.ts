@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
-import { createApp, type App } from '../../src/app.js';
+import { createApp, loadDriver, type App } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config/load.js';
 import { closeConnections } from '../../src/http/listener.js';
 import type { StorageDriver } from '../../src/storage/driver.js';
@@ -38,6 +38,7 @@ export async function startRegistry(options: StartOptions = {}): Promise<TestReg
       'log.level': 'error', ...options.overrides,
     },
   });
+  if (!options.driver) await loadDriver(config);
   // BERTH_TEST_LOG=debug shows the registry's log on stderr
   const app = createApp(config, pino({ level: process.env.BERTH_TEST_LOG ?? 'silent' }, pino.destination(2)), options.driver);
   await app.start();
