@@ -13,6 +13,7 @@ import { mapBounded } from '../registry/link-store.js';
 import type { MetadataStore } from '../registry/metadata.js';
 import { parseDigest } from '../registry/names.js';
 import { paths } from '../registry/paths.js';
+import { readReport, SingleRun } from '../registry/single-run.js';
 import { isNotFound, type StorageDriver } from '../storage/driver.js';
 import type { KeepRule } from './config.js';
 import type { PullRecorder } from './pulls.js';
@@ -131,34 +132,18 @@ const REPORTED = 1000;
 const PARALLEL = 8;
 const MAX_CACHED_REFERENCES = 200_000;
 
-export async function lastRetentionReport(driver: StorageDriver): Promise<RetentionReport | undefined> {
-  try {
-    return JSON.parse((await driver.getContent(REPORT)).toString('utf8')) as RetentionReport;
-  } catch (err) {
-    if (isNotFound(err) || err instanceof SyntaxError) return undefined;
-    throw err;
-  }
+export function lastRetentionReport(driver: StorageDriver): Promise<RetentionReport | undefined> {
+  return readReport<RetentionReport>(driver, REPORT);
 }
 
 /** Runs retention one run at a time (a run asked with other settings waits for the current one); keeps the last report. */
-export class Retention {
-  private running: Promise<RetentionReport> | undefined;
-  private runningSince: Date | undefined;
-  last: RetentionReport | undefined;
-  errors = 0;
-  private readonly listeners: ((report: RetentionReport) => void)[] = [];
+export class Retention extends SingleRun<RetentionReport> {
   /** Parsed references of stored manifests by digest (content never changes). */
   private readonly references = new Map<string, Omit<RevisionState, 'digest' | 'writtenAt'>>();
 
   constructor(private readonly store: MetadataStore, private readonly driver: StorageDriver, readonly policies: PolicySet,
-              private readonly pulls: PullRecorder | undefined, private readonly hooks: RetentionHooks = {}) {}
-
-  get state(): { running: boolean; startedAt?: string } {
-    return { running: !!this.running, startedAt: this.runningSince?.toISOString() };
-  }
-
-  onFinished(listener: (report: RetentionReport) => void): void {
-    this.listeners.push(listener);
+              private readonly pulls: PullRecorder | undefined, private readonly hooks: RetentionHooks = {}) {
+    super();
   }
 
   /** The last report of this process, else the one in storage (a `berth retention` run, or another process). */
@@ -169,24 +154,8 @@ export class Retention {
   }
 
   run(options: { dryRun?: boolean; now?: number } = {}): Promise<RetentionReport> {
-    if (this.running) {
-      if (options.dryRun === undefined && options.now === undefined) return this.running;
-      return this.running.catch(() => undefined).then(() => this.run(options));
-    }
-    this.runningSince = new Date();
-    const run = this.execute(options.dryRun ?? this.policies.config.dryRun, options.now ?? Date.now()).then((report) => {
-      this.last = report;
-      for (const listener of this.listeners) listener(report);
-      return report;
-    }, (err) => {
-      this.errors++;
-      throw err;
-    }).finally(() => {
-      this.running = undefined;
-      this.runningSince = undefined;
-    });
-    this.running = run;
-    return run;
+    return this.single(options.dryRun === undefined && options.now === undefined,
+      () => this.execute(options.dryRun ?? this.policies.config.dryRun, options.now ?? Date.now()), () => this.run(options));
   }
 
   private async execute(dryRun: boolean, now: number): Promise<RetentionReport> {

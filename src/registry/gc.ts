@@ -14,6 +14,7 @@ import { mapBounded } from './link-store.js';
 import type { MetadataStore } from './metadata.js';
 import { parseDigest, type Digest } from './names.js';
 import { paths } from './paths.js';
+import { readReport } from './single-run.js';
 
 export interface GcOptions {
   dryRun: boolean;
@@ -54,13 +55,8 @@ const REPORT = '/berth/gc/last.json';
 const PARALLEL = 8;
 
 /** The last run's result, kept in storage for every process's metrics and the management API. */
-export async function lastGcReport(driver: StorageDriver): Promise<GcReport | undefined> {
-  try {
-    return JSON.parse((await driver.getContent(REPORT)).toString('utf8')) as GcReport;
-  } catch (err) {
-    if (isNotFound(err) || err instanceof SyntaxError) return undefined;
-    throw err;
-  }
+export function lastGcReport(driver: StorageDriver): Promise<GcReport | undefined> {
+  return readReport<GcReport>(driver, REPORT);
 }
 
 interface References {

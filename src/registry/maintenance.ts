@@ -8,6 +8,7 @@ import { walkRepositories } from './catalog.js';
 import { collectGarbage, type GcOptions, type GcReport } from './gc.js';
 import { LinkMetadataStore } from './link-store.js';
 import type { MetadataStore } from './metadata.js';
+import { SingleRun } from './single-run.js';
 import type { UploadService } from './uploads.js';
 
 const LEASES = '/berth/leases';
@@ -76,49 +77,20 @@ export interface CollectorSettings {
 }
 
 /** Runs collections one at a time, and keeps the last report. */
-export class Collector {
-  private running: Promise<GcReport> | undefined;
-  private runningSince: Date | undefined;
-  last: GcReport | undefined;
-  errors = 0;
-  private readonly listeners: ((report: GcReport) => void)[] = [];
-
+export class Collector extends SingleRun<GcReport> {
   constructor(private readonly store: MetadataStore, private readonly driver: StorageDriver,
               private readonly uploads: UploadService, readonly settings: CollectorSettings,
-              private readonly hooks: Pick<GcOptions, 'onDelete' | 'onProgress' | 'onUnreadable'> = {}) {}
-
-  onFinished(listener: (report: GcReport) => void): void {
-    this.listeners.push(listener);
-  }
-
-  get state(): { running: boolean; startedAt?: string } {
-    return { running: !!this.running, startedAt: this.runningSince?.toISOString() };
+              private readonly hooks: Pick<GcOptions, 'onDelete' | 'onProgress' | 'onUnreadable'> = {}) {
+    super();
   }
 
   /** Starts a collection, or joins the one running; one asked with other settings runs after it. */
   run(overrides: Partial<CollectorSettings> = {}): Promise<GcReport> {
-    if (this.running) {
-      if (Object.keys(overrides).length === 0) return this.running;
-      return this.running.catch(() => undefined).then(() => this.run(overrides));
-    }
     const settings = { ...this.settings, ...overrides };
-    this.runningSince = new Date();
-    const run = collectGarbage(this.store, this.driver, {
+    return this.single(Object.keys(overrides).length === 0, () => collectGarbage(this.store, this.driver, {
       ...settings, ...this.hooks,
       purgeUploads: (idleBefore) => this.purgeIdleUploads(idleBefore),
-    }).then((report) => {
-      this.last = report;
-      for (const listener of this.listeners) listener(report);
-      return report;
-    }, (err) => {
-      this.errors++;
-      throw err;
-    }).finally(() => {
-      this.running = undefined;
-      this.runningSince = undefined;
-    });
-    this.running = run;
-    return run;
+    }), () => this.run(overrides));
   }
 
   private async purgeIdleUploads(idleBefore: Date): Promise<{ count: number; bytes: number }> {

@@ -1,42 +1,17 @@
 // The data directory is distribution's, byte for byte: the reference registry (registry:2's
 // distribution 2.8) serves what berth wrote, and berth serves what the reference wrote.
 import { strict as assert } from 'node:assert';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { tempDir } from '../helpers/registry.js';
+import { crossCheckImages, pullAndCheck, pushAll } from '../helpers/interop.js';
 import { freePort, IMAGE_TOOLS, needs, run, startBerth, SUPPORT, testImages, waitForRegistry, type TestImages } from '../helpers/clients.js';
 
 const REF = join(SUPPORT, 'ref-registry.sh');
 const skip = needs('docker-registry', 'curl', ...IMAGE_TOOLS);
 
-interface Pushed { repo: string; source: (i: TestImages) => string; digest: (i: TestImages) => string; all: boolean }
-
-const IMAGES: Pushed[] = [
-  { repo: 'layout/small:v1', source: (i) => `oci:${i.dir}/oci/small:v1`, digest: (i) => i.digests['small:v1']!, all: false },
-  { repo: 'layout/multi:latest', source: (i) => `oci:${i.dir}/oci/multi:latest`, digest: (i) => i.digests['multi:latest']!, all: true },
-  { repo: 'layout/dlist:v2', source: (i) => `dir:${i.dir}/docker/list`, digest: (i) => i.digests['docker-list']!, all: true },
-];
-
-async function push(host: string, images: TestImages): Promise<void> {
-  for (const image of IMAGES) {
-    await run('skopeo', ['copy', '--quiet', '--preserve-digests', ...(image.all ? ['--all'] : []), '--dest-tls-verify=false',
-      image.source(images), `docker://${host}/${image.repo}`]);
-  }
-}
-
-/** Pulls every image from `host` and checks its manifest digest and every blob's bytes. */
-async function pullAndCheck(host: string, images: TestImages, work: string): Promise<void> {
-  for (const image of IMAGES) {
-    const out = join(work, `pull-${host.replace(/\W/g, '_')}-${image.repo.replace(/\W/g, '_')}`);
-    mkdirSync(out, { recursive: true });
-    await run('skopeo', ['copy', '--quiet', '--preserve-digests', ...(image.all ? ['--all'] : []), '--src-tls-verify=false',
-      `docker://${host}/${image.repo}`, `dir:${out}`]);
-    const manifest = readFileSync(join(out, 'manifest.json'));
-    assert.equal(`sha256:${createHash('sha256').update(manifest).digest('hex')}`, image.digest(images), image.repo);
-  }
-}
+const IMAGES = crossCheckImages('layout');
 
 describe('data directory compatibility with the reference registry', () => {
   let images: TestImages;
@@ -57,11 +32,11 @@ describe('data directory compatibility with the reference registry', () => {
   it('berth serves a data directory the reference registry wrote', { skip }, async () => {
     const port = await freePort();
     await run('bash', [REF, 'start', writer, String(port)]);
-    await push(`127.0.0.1:${port}`, images);
+    await pushAll(IMAGES, `127.0.0.1:${port}`, images);
     await run('bash', [REF, 'stop', writer]);
     const berth = await startBerth(join(writer, 'data'));
     try {
-      await pullAndCheck(berth.host, images, work);
+      await pullAndCheck(IMAGES, berth.host, images, work);
       const catalog = await (await fetch(`${berth.url}/v2/_catalog`)).json() as { repositories: string[] };
       assert.deepEqual(catalog.repositories, ['layout/dlist', 'layout/multi', 'layout/small']);
       const tags = await (await fetch(`${berth.url}/v2/layout/small/tags/list`)).json() as { tags: string[] };
@@ -76,7 +51,7 @@ describe('data directory compatibility with the reference registry', () => {
     mkdirSync(root, { recursive: true });
     const berth = await startBerth(root);
     try {
-      await push(berth.host, images);
+      await pushAll(IMAGES, berth.host, images);
     } finally {
       await berth.stop();
     }
@@ -84,7 +59,7 @@ describe('data directory compatibility with the reference registry', () => {
     const port = await freePort();
     await run('bash', [REF, 'start', reader, String(port)]);
     await waitForRegistry(`http://127.0.0.1:${port}`);
-    await pullAndCheck(`127.0.0.1:${port}`, images, work);
+    await pullAndCheck(IMAGES, `127.0.0.1:${port}`, images, work);
     const catalog = await (await fetch(`http://127.0.0.1:${port}/v2/_catalog`)).json() as { repositories: string[] };
     assert.deepEqual(catalog.repositories, ['layout/dlist', 'layout/multi', 'layout/small']);
   });

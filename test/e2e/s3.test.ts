@@ -3,14 +3,14 @@
 // docker-registry) serves what Berth wrote on the same bucket and the reverse, chunked uploads
 // carry their remainder in storage, continue on another process, and survive a cut-off request.
 import { strict as assert } from 'node:assert';
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { S3Driver } from '../../src/storage/s3.js';
 import { freePort, IMAGE_TOOLS, run, SUPPORT, testImages, type TestImages } from '../helpers/clients.js';
+import { crossCheckImages, pullAndCheck, pushAll } from '../helpers/interop.js';
 import { sha256, startRegistry, tempDir, type TestRegistry } from '../helpers/registry.js';
 import { needsS3, s3Bucket, s3Driver, s3Overrides, type S3Server } from '../helpers/s3.js';
 import { atExit } from '../helpers/scratch.js';
@@ -20,35 +20,7 @@ import { execFileSync } from 'node:child_process';
 const REF = join(SUPPORT, 'ref-registry.sh');
 const skip = needsS3('docker-registry', 'curl', ...IMAGE_TOOLS);
 
-interface Pushed { repo: string; source: (i: TestImages) => string; digest: (i: TestImages) => string; all: boolean }
-
-const IMAGES: Pushed[] = [
-  { repo: 's3/small:v1', source: (i) => `oci:${i.dir}/oci/small:v1`, digest: (i) => i.digests['small:v1']!, all: false },
-  { repo: 's3/multi:latest', source: (i) => `oci:${i.dir}/oci/multi:latest`, digest: (i) => i.digests['multi:latest']!, all: true },
-  { repo: 's3/dlist:v2', source: (i) => `dir:${i.dir}/docker/list`, digest: (i) => i.digests['docker-list']!, all: true },
-];
-
-async function push(host: string, images: TestImages): Promise<void> {
-  for (const image of IMAGES) {
-    await run('skopeo', ['copy', '--quiet', '--preserve-digests', ...(image.all ? ['--all'] : []), '--dest-tls-verify=false',
-      image.source(images), `docker://${host}/${image.repo}`]);
-  }
-}
-
-/** Pulls every image from `host` and checks the manifest's digest and every blob's bytes. */
-async function pullAndCheck(host: string, images: TestImages, work: string): Promise<void> {
-  for (const image of IMAGES) {
-    const out = join(work, `pull-${host.replace(/\W/g, '_')}-${image.repo.replace(/\W/g, '_')}-${randomBytes(3).toString('hex')}`);
-    mkdirSync(out, { recursive: true });
-    await run('skopeo', ['copy', '--quiet', '--preserve-digests', ...(image.all ? ['--all'] : []), '--src-tls-verify=false',
-      `docker://${host}/${image.repo}`, `dir:${out}`]);
-    const manifest = readFileSync(join(out, 'manifest.json'));
-    assert.equal(`sha256:${createHash('sha256').update(manifest).digest('hex')}`, image.digest(images), image.repo);
-    for (const file of readdirSync(out).filter((f) => /^[a-f0-9]{64}$/.test(f))) {
-      assert.equal(createHash('sha256').update(readFileSync(join(out, file))).digest('hex'), file, `${image.repo}: blob ${file}`);
-    }
-  }
-}
+const IMAGES = crossCheckImages('s3');
 
 /** The reference registry on a bucket of the test server. */
 async function refOnBucket(dir: string, s: S3Server, bucket: string): Promise<string> {
@@ -108,12 +80,12 @@ describe('S3 storage on a real RADOS Gateway', () => {
     const { bucket } = await s3Bucket('berth-wrote');
     const berth = await berthOn(bucket);
     const host = berth.url.replace('http://', '');
-    await push(host, images);
-    await pullAndCheck(host, images, work); // through Berth's redirects to presigned URLs
+    await pushAll(IMAGES, host, images);
+    await pullAndCheck(IMAGES, host, images, work, true); // through Berth's redirects to presigned URLs
     const dir = join(work, 'ref-reader');
     refs.push(dir);
     const ref = await refOnBucket(dir, server, bucket);
-    await pullAndCheck(ref, images, work);
+    await pullAndCheck(IMAGES, ref, images, work, true);
     const tags = await (await fetch(`http://${ref}/v2/s3/small/tags/list`)).json() as { tags: string[] };
     assert.deepEqual(tags.tags, ['v1']);
 
@@ -132,10 +104,10 @@ describe('S3 storage on a real RADOS Gateway', () => {
     const dir = join(work, 'ref-writer');
     refs.push(dir);
     const ref = await refOnBucket(dir, server, bucket);
-    await push(ref, images);
+    await pushAll(IMAGES, ref, images);
     const redirecting = await berthOn(bucket);
     const streaming = await berthOn(bucket, { 'storage.redirect.disable': true });
-    for (const berth of [redirecting, streaming]) await pullAndCheck(berth.url.replace('http://', ''), images, work);
+    for (const berth of [redirecting, streaming]) await pullAndCheck(IMAGES, berth.url.replace('http://', ''), images, work, true);
 
     const manifest = await (await fetch(`${redirecting.url}/v2/s3/small/manifests/v1`, {
       headers: { Accept: 'application/vnd.oci.image.manifest.v1+json' },
