@@ -31,6 +31,7 @@ export class GuardedMetadataStore implements MetadataStore {
   tag(name: string, tag: string) { return this.inner.tag(name, tag); }
   tags(name: string) { return this.inner.tags(name); }
   revision(name: string, digest: Digest) { return this.inner.revision(name, digest); }
+  hasRevision(name: string, digest: Digest) { return this.inner.hasRevision(name, digest); }
   revisions(name: string) { return this.inner.revisions(name); }
   blobLinked(name: string, digest: Digest) { return this.inner.blobLinked(name, digest); }
   layers(name: string) { return this.inner.layers(name); }

@@ -48,21 +48,27 @@ class TtlCache<V> {
 
 export class CachedMetadataStore implements MetadataStore {
   private readonly revisionsSeen: TtlCache<{ mediaType: string }>;
+  private readonly presentSeen: TtlCache<true>;
   private readonly linksSeen: TtlCache<true>;
 
   constructor(private readonly inner: MetadataStore, ttlMs: number) {
     this.revisionsSeen = new TtlCache(ttlMs);
+    this.presentSeen = new TtlCache(ttlMs);
     this.linksSeen = new TtlCache(ttlMs);
     inner.subscribe((event) => this.forget(event));
   }
 
   private forget(event: MetadataEvent): void {
     switch (event.type) {
-      case 'manifest-deleted': this.revisionsSeen.delete(key(event.name, event.digest)); break;
+      case 'manifest-deleted':
+        this.revisionsSeen.delete(key(event.name, event.digest));
+        this.presentSeen.delete(key(event.name, event.digest));
+        break;
       case 'blob-unlinked': this.linksSeen.delete(key(event.name, event.digest)); break;
       case 'blob-deleted': this.linksSeen.clear(); break; // collection: rare, and links to it are swept next
       case 'repository-deleted':
         this.revisionsSeen.clear(`${event.name}@`);
+        this.presentSeen.clear(`${event.name}@`);
         this.linksSeen.clear(`${event.name}@`);
         break;
       default:
@@ -72,6 +78,7 @@ export class CachedMetadataStore implements MetadataStore {
   /** Forgets everything: collection ran in another process. */
   forgetAll(): void {
     this.revisionsSeen.clear();
+    this.presentSeen.clear();
     this.linksSeen.clear();
   }
 
@@ -82,6 +89,14 @@ export class CachedMetadataStore implements MetadataStore {
     const found = await this.inner.revision(name, digest);
     if (found) this.revisionsSeen.set(k, found);
     return found;
+  }
+
+  async hasRevision(name: string, digest: Digest): Promise<boolean> {
+    const k = key(name, digest);
+    if (this.revisionsSeen.get(k) || this.presentSeen.get(k)) return true;
+    const present = await this.inner.hasRevision(name, digest);
+    if (present) this.presentSeen.set(k, true);
+    return present;
   }
 
   async blobLinked(name: string, digest: Digest): Promise<boolean> {

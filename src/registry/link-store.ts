@@ -93,13 +93,16 @@ export class LinkMetadataStore implements MetadataStore {
   }
 
   async revision(name: string, digest: Digest): Promise<{ mediaType: string } | undefined> {
-    const linked = await readLink(this.driver, paths.revisionLink(name, digest));
-    if (linked?.toString() !== digest.toString()) return undefined;
-    try {
-      return { mediaType: (await this.driver.getContent(paths.revisionMediaType(name, digest))).toString('utf8').trim() };
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-    }
+    // both in one round trip: on S3 each read is one
+    const [linked, stored] = await Promise.all([
+      this.hasRevision(name, digest),
+      this.driver.getContent(paths.revisionMediaType(name, digest)).catch((err) => {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      }),
+    ]);
+    if (!linked) return undefined;
+    if (stored) return { mediaType: stored.toString('utf8').trim() };
     // written by registry:2 (or before Berth recorded it): derived once from the bytes, then kept
     let content: Buffer;
     try {
@@ -111,7 +114,7 @@ export class LinkMetadataStore implements MetadataStore {
     const mediaType = storedMediaType(content);
     // kept for next time, unless the revision went meanwhile (writing would bring its folder back)
     await this.locks.withLocks([shared(K.repository(name)), shared(K.manifest(name, digest.toString()))], async () => {
-      if (await this.revisionLinked(name, digest)) {
+      if (await this.hasRevision(name, digest)) {
         await this.driver.putContent(paths.revisionMediaType(name, digest), mediaType, { durable: false });
       }
     }).catch(() => undefined);
@@ -225,7 +228,7 @@ export class LinkMetadataStore implements MetadataStore {
         ...record.blobs.map((blob) => this.markUsed(blob, false)),
         ...record.children.map((child) => this.driver.touch(paths.revisionLink(name, child))),
       ]);
-      const [stored, linked] = await Promise.all([this.blobStat(digest), this.revisionLinked(name, digest)]);
+      const [stored, linked] = await Promise.all([this.blobStat(digest), this.hasRevision(name, digest)]);
       // the content and its media type are durable before the revision link names them
       await Promise.all([
         stored ? this.markUsed(digest, false)
@@ -346,7 +349,7 @@ export class LinkMetadataStore implements MetadataStore {
    * For collection (`onlyUntagged`), a revision some tag points at is kept.
    */
   private async removeRevision(name: string, digest: Digest, onlyUntagged = false): Promise<boolean> {
-    if (!(await this.revisionLinked(name, digest))) return false;
+    if (!(await this.hasRevision(name, digest))) return false;
     const tags = (await listOrUndefined(this.driver, paths.tagsRoot(name))) ?? [];
     if (onlyUntagged) {
       const pointing = await mapBounded(tags, async (tag) => (await this.tag(name, tag))?.toString() === digest.toString());
@@ -378,7 +381,7 @@ export class LinkMetadataStore implements MetadataStore {
     }
   }
 
-  private async revisionLinked(name: string, digest: Digest): Promise<boolean> {
+  async hasRevision(name: string, digest: Digest): Promise<boolean> {
     return (await readLink(this.driver, paths.revisionLink(name, digest)))?.toString() === digest.toString();
   }
 
@@ -393,7 +396,7 @@ export class LinkMetadataStore implements MetadataStore {
     for (const child of record.children) {
       if (seen.has(child.toString())) continue;
       seen.add(child.toString());
-      checks.push(async () => ((await this.revisionLinked(name, child)) ? undefined : { digest: child, kind: 'manifest' }));
+      checks.push(async () => ((await this.hasRevision(name, child)) ? undefined : { digest: child, kind: 'manifest' }));
     }
     const results = await mapBounded(checks, (check) => check());
     return results.filter((m): m is MissingReference => m !== undefined);

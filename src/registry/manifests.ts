@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { isNotFound } from '../storage/driver.js';
 import type { BlobStore } from './blobs.js';
 import { RegistryError, RegistryErrors } from './errors.js';
-import { MANIFEST_TYPES, parseManifest } from './media-types.js';
+import { declaredMediaType, MANIFEST_TYPES, parseManifest } from './media-types.js';
 import type { MetadataStore } from './metadata.js';
 import { Digest, isTag, looksLikeDigest, parseDigest, validateTag } from './names.js';
 
@@ -19,20 +19,26 @@ export interface PutResult {
   subject?: Digest;
 }
 
+/** Stored bytes and the mediaType they declare (null: none). */
+interface Stored {
+  content: Buffer;
+  declared: string | null;
+}
+
 /** Immutable manifest bytes by digest, kept in memory up to a byte budget. */
 class ManifestCache {
-  private readonly entries = new Map<string, Manifest>();
+  private readonly entries = new Map<string, Stored>();
   private bytes = 0;
   constructor(private readonly budget: number) {}
 
-  get(key: string): Manifest | undefined {
+  get(key: string): Stored | undefined {
     return this.entries.get(key);
   }
 
-  set(key: string, manifest: Manifest): void {
-    if (this.entries.has(key) || manifest.content.length > this.budget / 16) return;
-    this.entries.set(key, manifest);
-    this.bytes += manifest.content.length;
+  set(key: string, stored: Stored): void {
+    if (this.entries.has(key) || stored.content.length > this.budget / 16) return;
+    this.entries.set(key, stored);
+    this.bytes += stored.content.length;
     for (const [oldest, entry] of this.entries) {
       if (this.bytes <= this.budget) break;
       this.entries.delete(oldest);
@@ -41,42 +47,88 @@ class ManifestCache {
   }
 }
 
+const MAX_UNDECLARED = 10_000;
+
 export class ManifestService {
   private readonly cache = new ManifestCache(32 << 20);
+  /** The media type a revision whose document declares none was pushed with, by name@digest. */
+  private readonly undeclared = new Map<string, string>();
 
-  constructor(private readonly store: MetadataStore, private readonly blobs: BlobStore, readonly maxSize: number) {}
+  constructor(private readonly store: MetadataStore, private readonly blobs: BlobStore, readonly maxSize: number) {
+    store.subscribe((event) => {
+      if (event.type === 'manifest-deleted') this.undeclared.delete(`${event.name}@${event.digest}`);
+      if (event.type === 'repository-deleted') this.undeclared.clear();
+    });
+  }
 
   /** Resolves a tag or digest to the digest of a manifest present in the repository. */
   async resolve(name: string, reference: string): Promise<Digest> {
     if (looksLikeDigest(reference)) {
       const digest = parseDigest(reference);
-      if (!(await this.store.revision(name, digest))) throw manifestUnknown(reference);
+      if (!(await this.store.hasRevision(name, digest))) throw manifestUnknown(reference);
       return digest;
     }
+    return this.resolveTag(name, reference);
+  }
+
+  /**
+   * A manifest and the media type it was pushed with. By digest, the revision link and the bytes
+   * are read at once; by tag, the tag's link then the bytes (a tag only ever points at a revision
+   * of its repository: a revision's tags go before it, under the same lock). A document that
+   * declares its mediaType needs no other read; the bytes of a digest never change, so they are
+   * kept in memory once read.
+   */
+  async get(name: string, reference: string): Promise<Manifest> {
+    let digest: Digest;
+    let stored: Stored | undefined;
+    if (looksLikeDigest(reference)) {
+      digest = parseDigest(reference);
+      const [present, bytes] = await Promise.all([this.store.hasRevision(name, digest), this.stored(digest)]);
+      if (!present) throw manifestUnknown(reference);
+      stored = bytes;
+    } else {
+      digest = await this.resolveTag(name, reference);
+      stored = await this.stored(digest);
+    }
+    if (!stored) throw manifestUnknown(reference);
+    const mediaType = stored.declared ?? (await this.undeclaredType(name, digest));
+    if (!mediaType) throw manifestUnknown(reference);
+    return { digest, mediaType, content: stored.content };
+  }
+
+  private async undeclaredType(name: string, digest: Digest): Promise<string | undefined> {
+    const key = `${name}@${digest}`;
+    const known = this.undeclared.get(key);
+    if (known) return known;
+    const mediaType = (await this.store.revision(name, digest))?.mediaType;
+    if (mediaType) {
+      if (this.undeclared.size >= MAX_UNDECLARED) this.undeclared.delete(this.undeclared.keys().next().value!);
+      this.undeclared.set(key, mediaType);
+    }
+    return mediaType;
+  }
+
+  private async resolveTag(name: string, reference: string): Promise<Digest> {
     if (!isTag(reference)) throw manifestUnknown(reference); // neither a tag nor a digest: nothing is stored under it
-    // A tag only ever points at a revision of its repository (a revision's tags go before it,
-    // under the same lock), so the revision link need not be read again.
     const digest = await this.store.tag(name, reference);
     if (!digest) throw manifestUnknown(reference);
     return digest;
   }
 
-  async get(name: string, reference: string): Promise<Manifest> {
-    const digest = await this.resolve(name, reference);
-    const key = `${name}@${digest}`;
+  /** The stored bytes of a manifest, whatever repository holds it; undefined when not stored. */
+  private async stored(digest: Digest): Promise<Stored | undefined> {
+    const key = digest.toString();
     const cached = this.cache.get(key);
     if (cached) return cached;
-    const [revision, content] = await Promise.all([
-      this.store.revision(name, digest),
-      this.blobs.getSmall(digest).catch((err) => {
-        if (isNotFound(err)) return undefined;
-        throw err;
-      }),
-    ]);
-    if (!revision || !content) throw manifestUnknown(reference);
-    const manifest = { digest, mediaType: revision.mediaType, content };
-    this.cache.set(key, manifest);
-    return manifest;
+    try {
+      const content = await this.blobs.getSmall(digest);
+      const stored = { content, declared: declaredMediaType(content) ?? null };
+      this.cache.set(key, stored);
+      return stored;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
   }
 
   async put(name: string, reference: string, content: Buffer, contentType: string | undefined): Promise<PutResult> {
@@ -98,7 +150,7 @@ export class ManifestService {
       digest, mediaType: parsed.mediaType, content, blobs: parsed.blobs, children: parsed.manifests, subject,
     }, byDigest ? undefined : reference);
     if (missing.length > 0) throw missingReferences(missing.map((m) => m.digest));
-    this.cache.set(`${name}@${digest}`, { digest, mediaType: parsed.mediaType, content });
+    this.cache.set(digest.toString(), { content, declared: declaredMediaType(content) ?? null });
     return { digest, subject };
   }
 

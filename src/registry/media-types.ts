@@ -131,6 +131,21 @@ export function parseManifest(content: Buffer, contentType: string | undefined):
 }
 
 /** Media type of stored manifest bytes (which were validated when pushed). */
+/**
+ * The mediaType a stored manifest declares, which is then the one it was pushed with (a push
+ * whose Content-Type differs is refused); undefined when it declares none or is not JSON.
+ */
+export function declaredMediaType(content: Buffer): string | undefined {
+  // the field is near the top of every document a client writes: look before parsing it all
+  if (!content.includes('"mediaType"')) return undefined;
+  try {
+    const doc = JSON.parse(content.toString('utf8')) as Record<string, unknown>;
+    return typeof doc.mediaType === 'string' ? doc.mediaType : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export function storedMediaType(content: Buffer): string {
   try {
     const doc = JSON.parse(content.toString('utf8')) as Record<string, unknown>;

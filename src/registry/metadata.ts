@@ -44,6 +44,8 @@ export interface MetadataStore {
   tags(name: string): Promise<string[]>;
   /** The stored media type of a revision present in `name`, or undefined when it is not present. */
   revision(name: string, digest: Digest): Promise<{ mediaType: string } | undefined>;
+  /** Whether a revision is present in `name`: revision() without reading its media type. */
+  hasRevision(name: string, digest: Digest): Promise<boolean>;
   revisions(name: string): Promise<Digest[]>;
   blobLinked(name: string, digest: Digest): Promise<boolean>;
   layers(name: string): Promise<Digest[]>;
