@@ -93,6 +93,8 @@ export function instrumentDriver(driver: StorageDriver, metrics: Metrics): Stora
   };
   return {
     name: driver.name,
+    localStat: driver.localStat,
+    statNow: driver.statNow?.bind(driver),
     getContent: (path) => time('getcontent', () => driver.getContent(path)),
     putContent: (path, content, options) => time('putcontent', () => driver.putContent(path, content, options)),
     reader: (path, offset, end): Promise<Readable> => time('reader', () => driver.reader(path, offset, end)),

@@ -9,6 +9,7 @@ import { isNotFound, type StorageDriver } from '../storage/driver.js';
 import { readLink } from './blobs.js';
 import { walkRepositories } from './catalog.js';
 import { nameUnknown, RegistryError } from './errors.js';
+import { ValidatedReads } from './link-cache.js';
 import { KeyedLocks, lockKeys as K, type LockRequest, type Locker } from './locks.js';
 import { storedMediaType } from './media-types.js';
 import type { ManifestRecord, MetadataEvent, MetadataStore, MissingReference } from './metadata.js';
@@ -19,6 +20,8 @@ import { paths } from './paths.js';
 const CONCURRENCY = 16;
 const MAX_TRACKED_USES = 200_000;
 const MAX_KNOWN_TAG_REPOSITORIES = 10_000;
+/** Tag listings kept (a listing of thousands of tags is a few hundred KiB). */
+const MAX_TAG_LISTINGS = 256;
 
 export class LinkMetadataStore implements MetadataStore {
   /** When content was last used in this process; storage keeps it too, at most `persistEveryMs` stale. */
@@ -30,9 +33,15 @@ export class LinkMetadataStore implements MetadataStore {
    * folder a crash left without its link is read (and left out) each time.
    */
   private readonly validTags = new Map<string, Set<string>>();
+  /** Link files and tag listings read, answered again after a stat (local filesystems only). */
+  private readonly links: ValidatedReads<Digest>;
+  private readonly listings: ValidatedReads<string[]>;
 
   constructor(private readonly driver: StorageDriver, private readonly persistEveryMs = 60_000,
-              private readonly locks: Locker = new KeyedLocks()) {}
+              private readonly locks: Locker = new KeyedLocks()) {
+    this.links = new ValidatedReads(driver);
+    this.listings = new ValidatedReads(driver, MAX_TAG_LISTINGS);
+  }
 
   subscribe(listener: (event: MetadataEvent) => void): void {
     this.listeners.push(listener);
@@ -45,7 +54,15 @@ export class LinkMetadataStore implements MetadataStore {
   // ---------------------------------------------------------------- reads
 
   tag(name: string, tag: string): Promise<Digest | undefined> {
-    return readLink(this.driver, paths.tagCurrentLink(name, tag));
+    return this.link(paths.tagCurrentLink(name, tag));
+  }
+
+  /** A link file's digest; on a local filesystem, one stat while it is unchanged. */
+  private link(path: string): Promise<Digest | undefined> {
+    return this.links.get(path, async () => {
+      const digest = await readLink(this.driver, path);
+      return digest && { value: digest, keep: true };
+    });
   }
 
   async tagUsedAt(name: string, tag: string): Promise<number | undefined> {
@@ -63,11 +80,19 @@ export class LinkMetadataStore implements MetadataStore {
   }
 
   async tags(name: string): Promise<string[]> {
-    const names = await listOrUndefined(this.driver, paths.tagsRoot(name));
-    if (names === undefined) {
+    // the folder's listing is kept while it is unchanged: adding or removing a tag changes it
+    const listed = await this.listings.get(paths.tagsRoot(name), () => this.readTags(name));
+    if (listed === undefined) {
       if (await exists(this.driver, paths.manifestsRoot(name))) return [];
       throw nameUnknown(name);
     }
+    return [...listed];
+  }
+
+  /** The tags whose link is readable, sorted; kept only when every tag folder had its link. */
+  private async readTags(name: string): Promise<{ value: string[]; keep: boolean } | undefined> {
+    const names = await listOrUndefined(this.driver, paths.tagsRoot(name));
+    if (names === undefined) return undefined;
     // a tag folder is trusted once its link was read (or written here): only new names cost a read
     const known = this.validTags.get(name);
     const present = await mapBounded(names, async (tag) => {
@@ -76,7 +101,8 @@ export class LinkMetadataStore implements MetadataStore {
       this.knownTag(name, tag);
       return tag;
     }, 64);
-    return present.filter((t): t is string => t !== undefined).sort();
+    const tags = present.filter((t): t is string => t !== undefined).sort();
+    return { value: tags, keep: tags.length === names.length };
   }
 
   private knownTag(name: string, tag: string): void {
@@ -129,7 +155,7 @@ export class LinkMetadataStore implements MetadataStore {
   }
 
   async blobLinked(name: string, digest: Digest): Promise<boolean> {
-    return (await readLink(this.driver, paths.layerLink(name, digest)))?.toString() === digest.toString();
+    return (await this.link(paths.layerLink(name, digest)))?.toString() === digest.toString();
   }
 
   layers(name: string): Promise<Digest[]> {
@@ -382,7 +408,7 @@ export class LinkMetadataStore implements MetadataStore {
   }
 
   async hasRevision(name: string, digest: Digest): Promise<boolean> {
-    return (await readLink(this.driver, paths.revisionLink(name, digest)))?.toString() === digest.toString();
+    return (await this.link(paths.revisionLink(name, digest)))?.toString() === digest.toString();
   }
 
   private async missingReferences(name: string, record: ManifestRecord): Promise<MissingReference[]> {

@@ -7,6 +7,8 @@ export interface FileInfo {
   size: number;
   modTime: Date;
   isDir: boolean;
+  /** With modTime and size, changes when the file is replaced (the inode, on a filesystem). */
+  version?: string;
 }
 
 /** A sink for appended bytes; resolves `done` once everything written is durable in the file. */
@@ -16,6 +18,14 @@ export interface FileWriter {
 
 export interface StorageDriver {
   readonly name: string;
+  /** `stat` is a local system call whose answer (version, size, modTime) shows any change. */
+  readonly localStat?: boolean;
+  /**
+   * `stat` on the calling thread, for drivers whose stat is a local system call: checking a file
+   * read moments ago costs microseconds, less than handing the call to another thread and back.
+   * Undefined when the path does not exist.
+   */
+  statNow?(path: string): FileInfo | undefined;
   /** Whole content of a small file (links, manifests). Throws PathNotFoundError. */
   getContent(path: string): Promise<Buffer>;
   /**

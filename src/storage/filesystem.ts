@@ -1,6 +1,6 @@
 // Filesystem driver: the embedded default, laid out exactly like distribution's so that a data
 // directory moves freely between Berth and registry:2.
-import { createReadStream, createWriteStream, fdatasync, read, readFile, readdir, stat, type WriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, fdatasync, read, readFile, readdir, stat, statSync, type WriteStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
@@ -9,6 +9,7 @@ import { checkPath, PathNotFoundError, type FileInfo, type StorageDriver } from 
 
 export class FilesystemDriver implements StorageDriver {
   readonly name = 'filesystem';
+  readonly localStat = true;
   /** Blob sends in progress: their buffers share one memory budget. */
   private copies = 0;
   private readonly unflushed = new Unflushed();
@@ -94,10 +95,15 @@ export class FilesystemDriver implements StorageDriver {
     return stream;
   }
 
+  statNow(path: string): FileInfo | undefined {
+    const st = statSync(this.full(path), { throwIfNoEntry: false });
+    return st && { size: st.size, modTime: st.mtime, isDir: st.isDirectory(), version: `${st.ino}:${st.mtimeMs}` };
+  }
+
   stat(path: string): Promise<FileInfo> {
     return new Promise((resolve, reject) => {
       stat(this.full(path), (err, st) => (err ? reject(translate(err, path))
-        : resolve({ size: st.size, modTime: st.mtime, isDir: st.isDirectory() })));
+        : resolve({ size: st.size, modTime: st.mtime, isDir: st.isDirectory(), version: `${st.ino}:${st.mtimeMs}` })));
     });
   }
 
