@@ -205,7 +205,7 @@ export class LinkMetadataStore implements MetadataStore {
         if (isNotFound(err)) throw new RegistryError('BLOB_UPLOAD_UNKNOWN', 'the upload was removed while it was being completed; start it again');
         throw err;
       }
-      await this.markUsed(digest, true);
+      await this.markUsed(digest, true); // the moved file's time is its last write, maybe long ago
       await this.driver.putContent(paths.layerLink(name, digest), digest.toString());
       this.emit({ type: 'blob-linked', name, digest });
     });

@@ -54,7 +54,7 @@ export class UploadService {
     const writer = await this.driver.writer(paths.uploadData(name, id), false);
     await new Promise<void>((resolve, reject) => writer.end((err?: Error | null) => (err ? reject(err) : resolve())));
     this.remember(id, { hash: createHash('sha256'), offset: 0 });
-    return this.status(name, id);
+    return { id, size: 0, state: this.signState({ name, id, offset: 0 }) };
   }
 
   /** Current size of an upload; BLOB_UPLOAD_UNKNOWN when there is none. */

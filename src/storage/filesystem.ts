@@ -86,13 +86,21 @@ export class FilesystemDriver implements StorageDriver {
 
   async writer(path: string, append: boolean): Promise<Writable> {
     const target = this.full(path);
+    const open = async () => {
+      const stream = flushWhileWriting(createWriteStream(target, { flags: append ? 'a' : 'w', highWaterMark: 1 << 20 }), target, this.unflushed);
+      await new Promise<void>((resolve, reject) => {
+        stream.once('open', () => resolve());
+        stream.once('error', reject);
+      });
+      return stream;
+    };
+    try {
+      return await open(); // the folder is there nearly always (an upload's own): one call fewer
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
     await fs.mkdir(dirname(target), { recursive: true });
-    const stream = flushWhileWriting(createWriteStream(target, { flags: append ? 'a' : 'w', highWaterMark: 1 << 20 }), target, this.unflushed);
-    await new Promise<void>((resolve, reject) => {
-      stream.once('open', () => resolve());
-      stream.once('error', reject);
-    });
-    return stream;
+    return open();
   }
 
   statNow(path: string): FileInfo | undefined {
