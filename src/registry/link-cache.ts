@@ -8,13 +8,14 @@
 // clock (a few milliseconds), so two changes within one tick can carry the same time; a read is
 // therefore kept only when the file had not changed for STABLE_MS before it was read (as git
 // does with its "racily clean" entries): any later change is then stamped with a later time.
-// The stat comes before the read, so a change between them makes the kept version stale, never
-// the kept content.
+// A file is read with the stat of the very inode read (links are replaced by a rename, never
+// rewritten in place); a folder's stat comes before its listing, so a change between them makes
+// the kept version stale, never the kept listing.
 import { isNotFound, type FileInfo, type StorageDriver } from '../storage/driver.js';
 
 /** How long a file must have been unchanged before what was read of it is kept. */
 export const STABLE_MS = 100;
-const MAX_ENTRIES = 50_000;
+const MAX_ENTRIES = 20_000;
 
 export class ValidatedReads<V> {
   private readonly entries = new Map<string, { version: string; value: V }>();
@@ -27,34 +28,73 @@ export class ValidatedReads<V> {
   }
 
   /**
-   * What `read` answers for `path`, from memory while the file's version is unchanged. `read`
-   * resolves undefined when there is nothing to keep (a missing or unreadable file); a value that
-   * should not be kept (say, a listing that found a half-written entry) is returned with keep=false.
+   * A small file's value (`parse` of its content; undefined: nothing to keep), from memory
+   * while the file's version is unchanged. A miss costs what a plain read costs: the file is
+   * read with the stat of the very inode read.
+   */
+  async file(path: string, parse: (content: Buffer) => V | undefined): Promise<V | undefined> {
+    const known = this.known(path);
+    if (known) return known.value;
+    if (known === null) return undefined;
+    const { getContentWithInfo } = this.driver;
+    if (!this.enabled || !getContentWithInfo) return this.read(path, parse);
+    let got: { content: Buffer; info: FileInfo };
+    try {
+      got = await getContentWithInfo.call(this.driver, path);
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+    const value = parse(got.content);
+    if (value !== undefined) this.keep(path, got.info, value);
+    return value;
+  }
+
+  /**
+   * What `read` answers for `path` (a folder, say), from memory while its version is unchanged.
+   * `read` resolves undefined when there is nothing there; a value that should not be kept (a
+   * listing that found a half-written entry) comes with keep=false. The stat comes first.
    */
   async get(path: string, read: () => Promise<{ value: V; keep: boolean } | undefined>): Promise<V | undefined> {
     if (!this.enabled) return (await read())?.value;
-    const entry = this.entries.get(path);
-    // a file read before is checked on this thread (its inode is in the kernel's cache); a new one on the pool
-    const info = entry && this.driver.statNow ? this.driver.statNow(path) : await this.stat(path);
-    if (!info) {
-      if (entry) this.entries.delete(path);
-      return (await read())?.value; // gone, or never there: the read decides what that means
-    }
-    const version = versionOf(info);
-    if (entry) {
-      if (entry.version === version) return entry.value;
-      this.entries.delete(path);
-    }
+    const known = this.known(path);
+    if (known) return known.value;
+    if (known === null) return undefined;
+    const info = await this.stat(path);
+    if (!info) return undefined;
     const found = await read();
-    if (found?.keep && info.modTime.getTime() < Date.now() - STABLE_MS) {
-      if (this.entries.size >= this.max) this.entries.delete(this.entries.keys().next().value!);
-      this.entries.set(path, { version, value: found.value });
-    }
+    if (found?.keep) this.keep(path, info, found.value);
     return found?.value;
   }
 
   forget(path: string): void {
     this.entries.delete(path);
+  }
+
+  /** The kept entry if the file is unchanged; null when the file is gone; undefined: read it. */
+  private known(path: string): { value: V } | null | undefined {
+    const entry = this.entries.get(path);
+    if (!entry || !this.driver.statNow) return undefined;
+    // a file read before is checked on this thread (its inode is in the kernel's cache)
+    const info = this.driver.statNow(path);
+    if (info && versionOf(info) === entry.version) return entry;
+    this.entries.delete(path);
+    return info ? undefined : null;
+  }
+
+  private keep(path: string, info: FileInfo, value: V): void {
+    if (info.modTime.getTime() >= Date.now() - STABLE_MS) return; // changed moments ago: read it again next time
+    if (this.entries.size >= this.max) this.entries.delete(this.entries.keys().next().value!);
+    this.entries.set(path, { version: versionOf(info), value });
+  }
+
+  private async read(path: string, parse: (content: Buffer) => V | undefined): Promise<V | undefined> {
+    try {
+      return parse(await this.driver.getContent(path));
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
   }
 
   private async stat(path: string): Promise<FileInfo | undefined> {

@@ -59,10 +59,7 @@ export class LinkMetadataStore implements MetadataStore {
 
   /** A link file's digest; on a local filesystem, one stat while it is unchanged. */
   private link(path: string): Promise<Digest | undefined> {
-    return this.links.get(path, async () => {
-      const digest = await readLink(this.driver, path);
-      return digest && { value: digest, keep: true };
-    });
+    return this.links.file(path, parseLink);
   }
 
   async tagUsedAt(name: string, tag: string): Promise<number | undefined> {
@@ -455,6 +452,15 @@ const excl = (key: string): LockRequest => ({ key, mode: 'exclusive' });
 /** What making content reachable from a repository locks. */
 function linking(name: string, digest: Digest): LockRequest[] {
   return [shared(K.repository(name)), excl(K.layer(name, digest.toString())), shared(K.blob(digest.toString()))];
+}
+
+/** A link file's digest; undefined when it does not hold one. */
+function parseLink(content: Buffer): Digest | undefined {
+  try {
+    return parseDigest(content.toString('utf8').trim());
+  } catch {
+    return undefined;
+  }
 }
 
 function dirOf(linkPath: string): string {

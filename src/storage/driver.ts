@@ -26,6 +26,8 @@ export interface StorageDriver {
    * Undefined when the path does not exist.
    */
   statNow?(path: string): FileInfo | undefined;
+  /** A small file's content with the stat of the very file read (so version and content agree). */
+  getContentWithInfo?(path: string): Promise<{ content: Buffer; info: FileInfo }>;
   /** Whole content of a small file (links, manifests). Throws PathNotFoundError. */
   getContent(path: string): Promise<Buffer>;
   /**

@@ -103,6 +103,23 @@ export class FilesystemDriver implements StorageDriver {
     return open();
   }
 
+  async getContentWithInfo(path: string): Promise<{ content: Buffer; info: FileInfo }> {
+    const handle = await fs.open(this.full(path), 'r').catch((err) => { throw translate(err, path); });
+    try {
+      const st = await handle.stat();
+      const content = Buffer.allocUnsafe(st.size);
+      let at = 0;
+      while (at < st.size) {
+        const { bytesRead } = await handle.read(content, at, st.size - at, at);
+        if (bytesRead === 0) break;
+        at += bytesRead;
+      }
+      return { content: content.subarray(0, at), info: { size: st.size, modTime: st.mtime, isDir: st.isDirectory(), version: `${st.ino}:${st.mtimeMs}` } };
+    } finally {
+      await handle.close();
+    }
+  }
+
   statNow(path: string): FileInfo | undefined {
     const st = statSync(this.full(path), { throwIfNoEntry: false });
     return st && { size: st.size, modTime: st.mtime, isDir: st.isDirectory(), version: `${st.ino}:${st.mtimeMs}` };
