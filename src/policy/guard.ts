@@ -25,13 +25,16 @@ export class GuardedMetadataStore implements MetadataStore {
   private readonly locks = new KeyedLocks();
 
   constructor(private readonly inner: MetadataStore, private readonly policies: PolicySet, private readonly quotas: QuotaLedger,
-              private readonly usage: UsageIndex, private readonly driver: StorageDriver) {}
+              private readonly usage: UsageIndex, private readonly driver: StorageDriver) {
+    if (inner.manifest) this.manifest = (name, digest) => inner.manifest!(name, digest);
+  }
 
   // ---- reads and collection: unchanged
   tag(name: string, tag: string) { return this.inner.tag(name, tag); }
   tags(name: string) { return this.inner.tags(name); }
   revision(name: string, digest: Digest) { return this.inner.revision(name, digest); }
   revisions(name: string) { return this.inner.revisions(name); }
+  readonly manifest?: MetadataStore['manifest'];
   blobLinked(name: string, digest: Digest) { return this.inner.blobLinked(name, digest); }
   layers(name: string) { return this.inner.layers(name); }
   referrers(name: string, subject: Digest) { return this.inner.referrers(name, subject); }

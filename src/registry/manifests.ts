@@ -66,6 +66,13 @@ export class ManifestService {
     const key = `${name}@${digest}`;
     const cached = this.cache.get(key);
     if (cached) return cached;
+    if (this.store.manifest) {
+      const held = await this.store.manifest(name, digest);
+      if (!held) throw manifestUnknown(reference);
+      const manifest = { digest, ...held };
+      this.cache.set(key, manifest);
+      return manifest;
+    }
     const [revision, content] = await Promise.all([
       this.store.revision(name, digest),
       this.blobs.getSmall(digest).catch((err) => {

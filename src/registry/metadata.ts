@@ -45,6 +45,8 @@ export interface MetadataStore {
   /** The stored media type of a revision present in `name`, or undefined when it is not present. */
   revision(name: string, digest: Digest): Promise<{ mediaType: string } | undefined>;
   revisions(name: string): Promise<Digest[]>;
+  /** A store that keeps a copy of each manifest's bytes answers a GET from it, with no storage read. */
+  manifest?(name: string, digest: Digest): Promise<{ mediaType: string; content: Buffer } | undefined>;
   blobLinked(name: string, digest: Digest): Promise<boolean>;
   layers(name: string): Promise<Digest[]>;
   referrers(name: string, subject: Digest): Promise<Digest[]>;
