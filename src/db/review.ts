@@ -47,19 +47,21 @@ export class QueueReviewer {
    * Reviews every due item (manifests first, when untagged ones are collected, since removing one
    * queues its content). In a dry run nothing is removed and what would be is counted.
    */
-  async reviewDue(options: { deleteUntagged: boolean; dryRun: boolean; onDelete?: GcOptions['onDelete'] }): Promise<ReviewTotals> {
+  async reviewDue(options: { deleteUntagged: boolean; dryRun: boolean; onDelete?: GcOptions['onDelete']; graceMs?: number }): Promise<ReviewTotals> {
+    // a shorter grace than the queues were filled with brings reviews forward (a collection asked with grace 0 takes everything queued)
+    const ahead = Math.max(0, this.store.options.graceMs - (options.graceMs ?? this.store.options.graceMs));
     const totals: ReviewTotals = { blobsReviewed: 0, blobsDeleted: 0, bytesFreed: 0, manifestsReviewed: 0, manifestsDeleted: 0 };
     if (options.deleteUntagged) {
       const seen = new Set<string>();
       for (;;) {
         const due = (await this.store.pool.query(`SELECT q.repository_id, r.name, q.digest FROM gc_manifest_review_queue q
-          JOIN repositories r ON r.id = q.repository_id WHERE q.review_after <= now() ORDER BY q.review_after LIMIT $1`, [BATCH + seen.size])).rows
+          JOIN repositories r ON r.id = q.repository_id WHERE q.review_after <= now() + $2 * interval '1 millisecond' ORDER BY q.review_after LIMIT $1`, [BATCH + seen.size, ahead])).rows
           .filter((row) => !seen.has(`${row.repository_id}@${row.digest}`));
         if (due.length === 0) break;
         for (const row of due) {
           seen.add(`${row.repository_id}@${row.digest}`);
           totals.manifestsReviewed++;
-          if (await this.reviewManifest(row.repository_id, row.name, row.digest, options.dryRun)) {
+          if (await this.reviewManifest(row.repository_id, row.name, row.digest, options.dryRun, ahead)) {
             totals.manifestsDeleted++;
             options.onDelete?.('manifest', { repository: row.name, digest: row.digest });
           }
@@ -68,13 +70,13 @@ export class QueueReviewer {
     }
     const seen = new Set<string>();
     for (;;) {
-      const due = (await this.store.pool.query(`SELECT digest FROM gc_blob_review_queue WHERE review_after <= now()
-        ORDER BY review_after LIMIT $1`, [BATCH + seen.size])).rows.filter((row) => !seen.has(row.digest));
+      const due = (await this.store.pool.query(`SELECT digest FROM gc_blob_review_queue
+        WHERE review_after <= now() + $2 * interval '1 millisecond' ORDER BY review_after LIMIT $1`, [BATCH + seen.size, ahead])).rows.filter((row) => !seen.has(row.digest));
       if (due.length === 0) break;
       for (const { digest } of due) {
         seen.add(digest);
         totals.blobsReviewed++;
-        const freed = await this.reviewBlob(digest, options.dryRun);
+        const freed = await this.reviewBlob(digest, options.dryRun, ahead);
         if (freed !== undefined) {
           totals.blobsDeleted++;
           totals.bytesFreed += freed;
@@ -86,10 +88,10 @@ export class QueueReviewer {
   }
 
   /** Reviews one queued blob; the bytes freed when it was (or would be) removed. */
-  async reviewBlob(digest: string, dryRun = false): Promise<number | undefined> {
+  async reviewBlob(digest: string, dryRun = false, aheadMs = 0): Promise<number | undefined> {
     const attempt = await this.store.locks.tryTransaction([{ key: K.blob(digest), mode: 'exclusive' }], async (c) => {
-      const queued = await c.query(`SELECT 1 FROM gc_blob_review_queue WHERE digest = $1 AND review_after <= now()
-        FOR UPDATE SKIP LOCKED`, [digest]);
+      const queued = await c.query(`SELECT 1 FROM gc_blob_review_queue WHERE digest = $1
+        AND review_after <= now() + $2 * interval '1 millisecond' FOR UPDATE SKIP LOCKED`, [digest, aheadMs]);
       if (queued.rowCount === 0) return { outcome: 'skipped' as const };
       if (await referenced(c, digest)) {
         if (!dryRun) await c.query('DELETE FROM gc_blob_review_queue WHERE digest = $1', [digest]);
@@ -113,12 +115,12 @@ export class QueueReviewer {
    * Reviews one queued manifest: it stays while a tag points at it, an index of its repository
    * lists it, or it is a referrer of a manifest still there. Removing it queues its content.
    */
-  async reviewManifest(repositoryId: number, name: string, digest: string, dryRun = false): Promise<boolean> {
+  async reviewManifest(repositoryId: number, name: string, digest: string, dryRun = false, aheadMs = 0): Promise<boolean> {
     const attempt = await this.store.locks.tryTransaction([
       { key: K.repository(name), mode: 'shared' }, { key: K.manifest(name, digest), mode: 'exclusive' },
     ], async (c) => {
       const queued = await c.query(`SELECT 1 FROM gc_manifest_review_queue WHERE repository_id = $1 AND digest = $2
-        AND review_after <= now() FOR UPDATE SKIP LOCKED`, [repositoryId, digest]);
+        AND review_after <= now() + $3 * interval '1 millisecond' FOR UPDATE SKIP LOCKED`, [repositoryId, digest, aheadMs]);
       if (queued.rowCount === 0) return undefined;
       const { rows } = await c.query(`SELECT
         EXISTS (SELECT 1 FROM tags WHERE repository_id = $1 AND digest = $2)
