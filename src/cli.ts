@@ -56,6 +56,11 @@ Options:
       --log-level L   error, warn, info or debug (log.level; default info)
   -h, --help          show this help
 
+Metadata in PostgreSQL (see docs/operations.md#postgresql):
+  database.enabled       keep the index in PostgreSQL so several processes serve one storage:
+                         host, port, user, password, dbname, sslmode, url, pool.maxopen;
+                         berth database migrate first (or database.migrate: auto)
+
 Maintenance (see docs/operations.md#garbage-collection):
   storage.maintenance.gc  collect garbage while serving: enabled, interval, grace (1h),
                           deleteuntagged, dryrun; on demand: POST /api/v1/gc
@@ -87,7 +92,8 @@ See docs/configuration.md for every key.
 const GC_HELP = `Usage: berth gc [CONFIG] [options]
 
 Marks every blob that a manifest in any repository references and deletes the rest, like
-registry:2's 'garbage-collect'. A running registry collects by itself, safely while it serves
+registry:2's 'garbage-collect'. With database.enabled it reviews what is due in the database's
+collection queues instead (no walk; safe while registries serve; --grace brings reviews forward). A running registry collects by itself, safely while it serves
 (storage.maintenance.gc, or POST /api/v1/gc); this command is for storage nothing serves. It
 refuses to run while a registry serves the storage (seen through the lease each one keeps
 under /berth/leases), unless given --force.
@@ -284,6 +290,8 @@ async function gc(argv: string[]): Promise<void> {
   await checkStorage(config);
   const driver = createDriver(config);
   const dryRun = !!values['dry-run'];
+  // with the database the index is there, not in link files: collection is the review of its queues, safe while serving
+  if (config.database) return gcOnDatabase(config, driver, log, dryRun, !!values['delete-untagged'], values.grace);
   let graceMs = values.grace !== undefined ? parseDuration(values.grace) : 0;
   if (graceMs === undefined) fatal(`--grace ${JSON.stringify(values.grace)} is not a duration: use e.g. 30m or 1h`);
   const serving = await liveLeases(driver);
@@ -305,6 +313,24 @@ async function gc(argv: string[]): Promise<void> {
       'stored manifest cannot be read: everything it might reference is kept'),
   });
   log.info(result, dryRun ? 'garbage collection (dry run) done' : 'garbage collection done');
+}
+
+async function gcOnDatabase(config: Config, driver: ReturnType<typeof createDriver>, log: ReturnType<typeof createLogger>,
+  dryRun: boolean, deleteUntagged: boolean, grace: string | undefined): Promise<void> {
+  const graceMs = grace !== undefined ? parseDuration(grace) : config.storage.gc.graceMs;
+  if (graceMs === undefined) fatal(`--grace ${JSON.stringify(grace)} is not a duration: use e.g. 30m or 1h`);
+  const { openDatabase } = await import('./db/index.js');
+  const database = openDatabase(config.database!, driver, config.storage.gc.graceMs, log);
+  try {
+    await database.ready(log).catch((err: Error) => fatal(`database is not usable: ${err.message}`));
+    const report = await database.reviewer.collect({
+      dryRun, deleteUntagged: deleteUntagged || config.storage.gc.deleteUntagged, graceMs,
+      onDelete: (what, detail) => log.info(detail, `${dryRun ? 'would delete' : 'deleted'} ${what}`),
+    });
+    log.info(report, dryRun ? 'garbage collection (dry run) done: the due review queues' : 'garbage collection done: the due review queues');
+  } finally {
+    await database.close();
+  }
 }
 
 const RETENTION_HELP = `Usage: berth retention [CONFIG] [options]

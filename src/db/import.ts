@@ -20,7 +20,7 @@ import { checkConnection, createPool, type Pool, type PoolClient } from './pool.
 import { ensureRepository, markHasManifests, queueBlobs, queueManifests } from './sql.js';
 
 /** Repositories synced at once. */
-const PARALLEL = 8;
+const PARALLEL = 16;
 
 export interface ImportReport {
   repositories: number;
@@ -91,13 +91,13 @@ export class Importer {
 
   private async removeGone(present: Set<string>): Promise<void> {
     const indexed = (await this.pool.query('SELECT name FROM repositories WHERE manifests_at IS NOT NULL')).rows.map((r) => r.name as string);
-    for (const name of indexed.filter((n) => !present.has(n))) {
-      await this.locks.transaction([{ key: K.repository(name), mode: 'exclusive' }], async (c) => {
-        await c.query('DELETE FROM repositories WHERE name = $1', [name]);
-        await c.query('UPDATE catalog_version SET version = version + 1');
-        await c.query('DELETE FROM import_progress WHERE repository = $1', [name]);
-      });
-    }
+    const gone = indexed.filter((n) => !present.has(n));
+    if (gone.length === 0) return;
+    await this.locks.transaction([], async (c) => {
+      await c.query('DELETE FROM repositories WHERE name = ANY($1::text[])', [gone]);
+      await c.query('DELETE FROM import_progress WHERE repository = ANY($1::text[])', [gone]);
+      await c.query('UPDATE catalog_version SET version = version + 1');
+    });
   }
 
   /** Makes a repository's rows what its link files say now; counts what was added. */

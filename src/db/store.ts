@@ -81,10 +81,12 @@ export class PgMetadataStore implements MetadataStore {
   }
 
   async tags(name: string): Promise<string[]> {
-    const rows = await this.rows(`SELECT r.manifests_at IS NOT NULL AS held, t.name FROM repositories r
-      LEFT JOIN tags t ON t.repository_id = r.id WHERE r.name = $1 ORDER BY t.name`, [name]);
-    if (rows.length === 0 || (!rows[0].held && rows[0].name === null)) throw nameUnknown(name);
-    return rows.filter((r) => r.name !== null).map((r) => r.name as string);
+    // one text value rather than a row per tag (names hold no newline): 50,000 tags cost a fraction of the rows' parsing
+    const [row] = await this.rows(`SELECT r.manifests_at IS NOT NULL AS held,
+      (SELECT string_agg(t.name, E'\n' ORDER BY t.name) FROM tags t WHERE t.repository_id = r.id) AS names
+      FROM repositories r WHERE r.name = $1`, [name]);
+    if (!row || (!row.held && row.names === null)) throw nameUnknown(name);
+    return row.names === null ? [] : (row.names as string).split('\n');
   }
 
   async revision(name: string, digest: Digest): Promise<{ mediaType: string } | undefined> {
@@ -125,7 +127,8 @@ export class PgMetadataStore implements MetadataStore {
   }
 
   async repositories(): Promise<string[]> {
-    return (await this.rows('SELECT name FROM repositories WHERE manifests_at IS NOT NULL ORDER BY name', [])).map((r) => r.name);
+    const [row] = await this.rows(`SELECT string_agg(name, E'\n' ORDER BY name) AS names FROM repositories WHERE manifests_at IS NOT NULL`, []);
+    return row?.names ? (row.names as string).split('\n') : [];
   }
 
   /** A token that changes whenever a repository joins or leaves the catalog. */
