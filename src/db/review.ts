@@ -6,7 +6,7 @@
 // FOR UPDATE SKIP LOCKED, checks again that nothing references it, and deletes it: the rows,
 // then the bytes in storage, then commits, so a failed deletion keeps everything. No walk of
 // storage or of the repositories is needed.
-import type { StorageDriver } from '../storage/driver.js';
+import { isNotFound, type StorageDriver } from '../storage/driver.js';
 import type { GcOptions, GcReport } from '../registry/gc.js';
 import { lockKeys as K } from '../registry/locks.js';
 import { parseDigest } from '../registry/names.js';
@@ -101,7 +101,8 @@ export class QueueReviewer {
       if (dryRun) return { outcome: 'deleted' as const, size: size ?? 0 };
       // the row (with its links and queue entry) goes in this transaction, the bytes before it commits
       await c.query('DELETE FROM blobs WHERE digest = $1', [digest]);
-      await this.driver.delete(paths.blobDir(parseDigest(digest)));
+      // already gone (a crash after the bytes went and before the commit): the rows go now
+      await this.driver.delete(paths.blobDir(parseDigest(digest))).catch((err) => { if (!isNotFound(err)) throw err; });
       return { outcome: 'deleted' as const, size: size ?? 0 };
     });
     const outcome = attempt.ran ? attempt.result.outcome : 'skipped';

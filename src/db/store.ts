@@ -368,7 +368,8 @@ export class PgMetadataStore implements MetadataStore {
       if (!row || (row.last_used_at as Date).getTime() >= usedBefore) return false;
       if (await referenced(c, d)) return false;
       await c.query('DELETE FROM blobs WHERE digest = $1', [d]);
-      await this.driver.delete(paths.blobDir(digest)); // before the commit: on failure the row stays
+      // before the commit: on failure the row stays; already gone, the row goes now
+      await this.driver.delete(paths.blobDir(digest)).catch((err) => { if (!isNotFound(err)) throw err; });
       return true;
     });
     if (removed) this.emit({ type: 'blob-deleted', digest });
