@@ -18,7 +18,8 @@ import { assertClean, Client, runBattery, verifyBattery, type BatteryResult } fr
 import { CLI, IMAGE_TOOLS, freePort, needs, run, startBerth, SUPPORT, testImages, type BerthProcess, type TestImages } from '../helpers/clients.js';
 import { crossCheckImages, pullAndCheck, pushAll } from '../helpers/interop.js';
 import { freshDatabase, needsPostgres, type TestDatabase } from '../helpers/postgres.js';
-import { pushImage, startRegistry, tempDir } from '../helpers/registry.js';
+import { pushImage, startRegistry, tempDir, type TestRegistry } from '../helpers/registry.js';
+import { needsS3, s3Bucket, s3Driver, s3Overrides } from '../helpers/s3.js';
 
 const skip = needsPostgres();
 const V2 = 'docker/registry/v2';
@@ -276,6 +277,40 @@ describe('database: import of a data directory the reference registry wrote', { 
     } finally {
       await serving.stop();
       await afterImport?.stop();
+      await db.drop();
+    }
+  });
+});
+
+describe('database: three processes on one S3 bucket and one database', { skip: skip ?? needsS3() }, () => {
+  it('push on one, pull on another, delete on the third; collection removes the content from the bucket', async () => {
+    const db = await freshDatabase();
+    const { server, bucket } = await s3Bucket('berth-db');
+    const overrides = s3Overrides(server, bucket, { 'storage.redirect.disable': true, 'storage.maintenance.gc.grace': '1h' });
+    const regs = await Promise.all([0, 1, 2].map(() => startRegistry({ overrides, database: db.overrides })));
+    try {
+      const [a, b, c] = regs as [TestRegistry, TestRegistry, TestRegistry];
+      const image = await pushImage(a.url, 'bucket/app', 'v1', 'bucket');
+      await pushImage(b.url, 'bucket/app', 'v2', 'bucket-2');
+      for (const r of regs) {
+        assert.deepEqual(await (await fetch(`${r.url}/v2/bucket/app/tags/list`)).json(), { name: 'bucket/app', tags: ['v1', 'v2'] });
+        assert.deepEqual(((await (await fetch(`${r.url}/v2/_catalog`)).json()) as { repositories: string[] }).repositories, ['bucket/app']);
+      }
+      const pulled = await fetch(`${b.url}/v2/bucket/app/blobs/${image.layers[0]}`);
+      assert.equal(await pulled.text(), 'layer for bucket');
+      assert.equal((await fetch(`${c.url}/v2/bucket/app/manifests/${image.digest}`, { method: 'DELETE' })).status, 202);
+      for (const r of regs) assert.deepEqual(((await (await fetch(`${r.url}/v2/bucket/app/tags/list`)).json()) as { tags: string[] }).tags, ['v2']);
+      const driver = s3Driver(server, bucket);
+      const data = (d: string) => `/${V2}/blobs/sha256/${d.slice(7, 9)}/${d.slice(7)}/data`;
+      assert.ok((await driver.stat(data(image.layers[0]!))).size > 0);
+      // the grace period (1h) keeps it; a collection asked with none removes it from the bucket, and its rows
+      const report = await b.app.services.collector.run({ graceMs: 0 });
+      assert.equal(report.blobsDeleted, 3, JSON.stringify(report));
+      for (const d of [image.digest, image.config, image.layers[0]!]) await assert.rejects(driver.stat(data(d)), d);
+      for (const r of regs) assert.equal((await fetch(`${r.url}/v2/bucket/app/blobs/${image.layers[0]}`, { method: 'HEAD' })).status, 404);
+      assert.equal((await fetch(`${a.url}/v2/bucket/app/manifests/v2`)).status, 200);
+    } finally {
+      await Promise.all(regs.map((r) => r.close()));
       await db.drop();
     }
   });
