@@ -136,6 +136,18 @@ export class PgMetadataStore implements MetadataStore {
     return String((await this.rows('SELECT version FROM catalog_version', []))[0]?.version ?? 0);
   }
 
+  async tagPushedAt(name: string, tag: string): Promise<number | undefined> {
+    const [row] = await this.rows(`SELECT t.pushed_at FROM tags t JOIN repositories r ON r.id = t.repository_id
+      WHERE r.name = $1 AND t.name = $2`, [name, tag]);
+    return row ? (row.pushed_at as Date).getTime() : undefined;
+  }
+
+  async revisionWrittenAt(name: string, digest: Digest): Promise<number | undefined> {
+    const [row] = await this.rows(`SELECT m.created_at FROM manifests m JOIN repositories r ON r.id = m.repository_id
+      WHERE r.name = $1 AND m.digest = $2`, [name, digest.toString()]);
+    return row ? (row.created_at as Date).getTime() : undefined;
+  }
+
   async tagUsedAt(name: string, tag: string): Promise<number | undefined> {
     const [row] = await this.rows(`SELECT t.cached, t.used_at FROM tags t JOIN repositories r ON r.id = t.repository_id
       WHERE r.name = $1 AND t.name = $2`, [name, tag]);
@@ -269,9 +281,16 @@ export class PgMetadataStore implements MetadataStore {
       if (children.length > 0) {
         await c.query('DELETE FROM gc_manifest_review_queue WHERE repository_id = $1 AND digest = ANY($2::text[])', [id, children]);
       }
-      const inserted = await c.query(`INSERT INTO manifests (repository_id, digest, media_type, size, artifact_type, subject, payload)
-        VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (repository_id, digest) DO NOTHING`,
+      // pushed again: written now (collection and retention measure an untagged manifest's age from here)
+      const written = await c.query(`INSERT INTO manifests (repository_id, digest, media_type, size, artifact_type, subject, payload)
+        VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (repository_id, digest) DO UPDATE SET created_at = now()
+        RETURNING (xmax = 0) AS inserted`,
       [id, d, record.mediaType, record.content.length, artifactTypeOf(record.content) ?? null, record.subject?.toString() ?? null, record.content]);
+      const inserted = { rowCount: written.rows[0].inserted ? 1 : 0 };
+      if (children.length > 0) {
+        // named by an index: written now, as a touched revision link
+        await c.query('UPDATE manifests SET created_at = now() WHERE repository_id = $1 AND digest = ANY($2::text[])', [id, children]);
+      }
       if (inserted.rowCount === 1 && (blobs.length > 0 || children.length > 0)) {
         await c.query(`INSERT INTO manifest_references (repository_id, parent, child, kind)
           SELECT $1, $2, r.child, r.kind FROM unnest($3::text[], $4::text[]) AS r(child, kind) ON CONFLICT DO NOTHING`,
@@ -286,7 +305,7 @@ export class PgMetadataStore implements MetadataStore {
         const before = await c.query('SELECT digest FROM tags WHERE repository_id = $1 AND name = $2 FOR UPDATE', [id, tag]);
         await c.query(`INSERT INTO tags (repository_id, name, digest, cached) VALUES ($1, $2, $3, $4)
           ON CONFLICT (repository_id, name) DO UPDATE SET digest = EXCLUDED.digest, updated_at = now(), used_at = now(),
-            cached = EXCLUDED.cached, pushed_at = CASE WHEN tags.digest = EXCLUDED.digest THEN tags.pushed_at ELSE now() END`,
+            cached = EXCLUDED.cached, pushed_at = now()`,
         [id, tag, d, !!record.deferReferences]);
         const old = before.rows[0]?.digest as string | undefined;
         if (old && old !== d) await queueManifests(c, id, [old], graceMs, 'tag_switch');

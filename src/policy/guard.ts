@@ -40,6 +40,8 @@ export class GuardedMetadataStore implements MetadataStore {
   referrers(name: string, subject: Digest) { return this.inner.referrers(name, subject); }
   repositories() { return this.inner.repositories(); }
   tagUsedAt(name: string, tag: string) { return this.inner.tagUsedAt(name, tag); }
+  tagPushedAt(name: string, tag: string) { return this.inner.tagPushedAt(name, tag); }
+  revisionWrittenAt(name: string, digest: Digest) { return this.inner.revisionWrittenAt(name, digest); }
   blobStat(digest: Digest) { return this.inner.blobStat(digest); }
   unlinkBlob(name: string, digest: Digest) { return this.inner.unlinkBlob(name, digest); }
   useBlob<T>(digest: Digest, check: () => Promise<T | undefined>) { return this.inner.useBlob(digest, check); }

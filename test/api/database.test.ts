@@ -315,3 +315,36 @@ describe('database: three processes on one S3 bucket and one database', { skip: 
     }
   });
 });
+
+describe('database: retention reads push and write times from the database', { skip }, () => {
+  it('keeps the last N pushed tags and removes untagged manifests older than the age', async () => {
+    const db = await freshDatabase();
+    const r = await startRegistry({ database: db.overrides, overrides: { policies: { interval: '0', rules: [
+      { repositories: ['last/*'], keep: { last: 2 } }, { repositories: ['untagged/*'], untagged: { olderthan: '7d' } },
+    ] } } });
+    try {
+      const age = (name: string, tag: string, days: number) => db.query(`UPDATE tags t SET pushed_at = now() - $3 * interval '1 day'
+        FROM repositories r WHERE r.id = t.repository_id AND r.name = $1 AND t.name = $2`, [name, tag, days]);
+      for (const [i, t] of ['t1', 't2', 't3', 't4'].entries()) {
+        await pushImage(r.url, 'last/app', t, `last-${t}`);
+        await age('last/app', t, 10 - i);
+      }
+      const old = await pushImage(r.url, 'untagged/app', 'tmp', 'untagged-old');
+      const fresh = await pushImage(r.url, 'untagged/app', 'tmp2', 'untagged-fresh');
+      for (const t of ['tmp', 'tmp2']) assert.equal((await fetch(`${r.url}/v2/untagged/app/manifests/${t}`, { method: 'DELETE' })).status, 202);
+      await db.query(`UPDATE manifests SET created_at = now() - interval '10 days' WHERE digest = $1`, [old.digest]);
+      await db.query(`UPDATE manifests SET created_at = now() - interval '3 days' WHERE digest = $1`, [fresh.digest]);
+      const res = await fetch(`${r.url}/api/v1/retention?wait=true`, { method: 'POST' });
+      assert.equal(res.status, 200);
+      const report = await res.json() as { tags: { repository: string; tag: string }[]; manifests: { digest: string; reason: string }[] };
+      assert.deepEqual(report.tags.filter((t) => t.repository === 'last/app').map((t) => t.tag).sort(), ['t1', 't2']);
+      assert.deepEqual(report.manifests.filter((m) => m.reason === 'untagged').map((m) => m.digest), [old.digest]);
+      assert.deepEqual(((await (await fetch(`${r.url}/v2/last/app/tags/list`)).json()) as { tags: string[] }).tags, ['t3', 't4']);
+      assert.equal((await fetch(`${r.url}/v2/untagged/app/manifests/${old.digest}`)).status, 404);
+      assert.equal((await fetch(`${r.url}/v2/untagged/app/manifests/${fresh.digest}`)).status, 200);
+    } finally {
+      await r.close();
+      await db.drop();
+    }
+  });
+});
