@@ -16,7 +16,7 @@ import { parseDigest } from '../registry/names.js';
 import { paths } from '../registry/paths.js';
 import { checkSchema } from './index.js';
 import { PgLocks } from './locks.js';
-import { checkConnection, createPool, type Pool, type PoolClient } from './pool.js';
+import { checkConnection, createPool, type Pool } from './pool.js';
 import { ensureRepository, markHasManifests, queueBlobs, queueManifests } from './sql.js';
 
 /** Repositories synced at once. */

@@ -163,7 +163,8 @@ export class PgMetadataStore implements MetadataStore {
 
   async commitBlob(name: string, digest: Digest, source: string): Promise<void> {
     const d = digest.toString();
-    const { graceMs } = this.options;
+    const removed = () => new RegistryError('BLOB_UPLOAD_UNKNOWN', 'the upload was removed while it was being completed; start it again');
+    await this.driver.stat(source).catch((err) => { throw isNotFound(err) ? removed() : err; });
     // already stored: link it, and drop the duplicate bytes afterwards
     const linked = await this.locks.transaction(linking(name, digest), async (c) => {
       if ((await c.query('SELECT 1 FROM blobs WHERE digest = $1', [d])).rowCount === 0) return false;
@@ -172,16 +173,15 @@ export class PgMetadataStore implements MetadataStore {
     });
     try {
       if (linked) {
-        await this.driver.stat(source);
-        await this.driver.delete(source);
         this.emit({ type: 'blob-linked', name, digest });
+        await this.driver.delete(source).catch((err) => { if (!isNotFound(err)) throw err; });
         return;
       }
       // the bytes move outside any transaction (a rename, or a copy on S3: unbounded), then the
       // transaction checks under the lock that they are still there before naming them
       await this.driver.move(source, paths.blobData(digest));
     } catch (err) {
-      if (isNotFound(err)) throw new RegistryError('BLOB_UPLOAD_UNKNOWN', 'the upload was removed while it was being completed; start it again');
+      if (isNotFound(err)) throw removed();
       throw err;
     }
     await this.locks.transaction(linking(name, digest), async (c) => {

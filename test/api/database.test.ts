@@ -7,7 +7,6 @@ import { execFile } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { pino } from 'pino';
 import { loadConfig } from '../../src/config/load.js';
 import { Importer } from '../../src/db/import.js';
 import { openDatabase } from '../../src/db/index.js';

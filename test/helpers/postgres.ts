@@ -3,18 +3,23 @@
 // points the tests at a server already running instead (a superuser URL: each test file creates
 // its own database). Every test file works in a fresh database, berth_test_<random>, dropped after.
 import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import pg from 'pg';
 import { freePort, needs, run, SUPPORT } from './clients.js';
 import { atExit } from './scratch.js';
 
-/** What test/support/postgres.sh needs (test/support/install.sh installs it). */
-export const POSTGRES_TOOLS = ['/usr/lib/postgresql/15/bin/initdb', '/usr/lib/postgresql/15/bin/pg_ctl', 'runuser'];
+/** What test/support/postgres.sh needs (test/support/install.sh installs it): Debian's server, of whatever version. */
+function postgresTools(): string[] {
+  const versions = existsSync('/usr/lib/postgresql') ? readdirSync('/usr/lib/postgresql').filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a)) : [];
+  const bin = `/usr/lib/postgresql/${versions[0] ?? '15'}/bin`;
+  return [`${bin}/initdb`, `${bin}/pg_ctl`, `${bin}/pg_isready`, ...(process.getuid?.() === 0 ? ['runuser'] : [])];
+}
 
 /** Why database tests cannot run here, or undefined. */
 export function needsPostgres(...more: string[]): string | undefined {
-  return process.env.BERTH_TEST_DATABASE_URL ? needs(...more) : needs(...POSTGRES_TOOLS, ...more);
+  return process.env.BERTH_TEST_DATABASE_URL ? needs(...more) : needs(...postgresTools(), ...more);
 }
 
 let server: Promise<string> | undefined;
