@@ -260,12 +260,8 @@ export class PgMetadataStore implements MetadataStore {
     const missing = await this.locks.transaction(requests, async (c) => {
       let id = await repositoryId(c, name);
       if (!record.deferReferences) {
-        const missing = id === undefined ? [] as MissingReference[] : undefined;
-        const absent = missing ?? await this.missingReferences(c, id!, blobs, children);
-        if (missing && (blobs.length > 0 || children.length > 0)) {
-          return [...blobs.map((b) => ({ digest: parseDigest(b), kind: 'blob' as const })),
-            ...children.filter((ch) => !blobs.includes(ch)).map((ch) => ({ digest: parseDigest(ch), kind: 'manifest' as const }))];
-        }
+        // a repository that does not exist yet holds nothing a manifest could reference
+        const absent = await this.missingReferences(c, id ?? -1, blobs, children);
         if (absent.length > 0) return absent;
       }
       id ??= await ensureRepository(c, name);
