@@ -17,7 +17,7 @@ import { assertClean, Client, runBattery, verifyBattery, type BatteryResult } fr
 import { CLI, IMAGE_TOOLS, freePort, needs, run, startBerth, SUPPORT, testImages, type BerthProcess, type TestImages } from '../helpers/clients.js';
 import { crossCheckImages, pullAndCheck, pushAll } from '../helpers/interop.js';
 import { freshDatabase, needsPostgres, type TestDatabase } from '../helpers/postgres.js';
-import { pushImage, startRegistry, tempDir, type TestRegistry } from '../helpers/registry.js';
+import { pushBlob, pushImage, startRegistry, tempDir, type TestRegistry } from '../helpers/registry.js';
 import { needsS3, s3Bucket, s3Driver, s3Overrides } from '../helpers/s3.js';
 
 const skip = needsPostgres();
@@ -341,6 +341,48 @@ describe('database: retention reads push and write times from the database', { s
       assert.deepEqual(((await (await fetch(`${r.url}/v2/last/app/tags/list`)).json()) as { tags: string[] }).tags, ['t3', 't4']);
       assert.equal((await fetch(`${r.url}/v2/untagged/app/manifests/${old.digest}`)).status, 404);
       assert.equal((await fetch(`${r.url}/v2/untagged/app/manifests/${fresh.digest}`)).status, 200);
+    } finally {
+      await r.close();
+      await db.drop();
+    }
+  });
+});
+
+describe('database: the review queues', { skip }, () => {
+  it('queue what lost its last reference, a push that references it cancels, a HEAD postpones, a review removes the rest', async () => {
+    const db = await freshDatabase();
+    const r = await startRegistry({ database: db.overrides, overrides: { 'storage.maintenance.gc.grace': '1h', 'storage.maintenance.gc.deleteuntagged': true } });
+    try {
+      const queued = async () => (await db.query('SELECT digest, event FROM gc_blob_review_queue ORDER BY digest')).map((q) => `${q.digest} ${q.event}`);
+      const manifestsQueued = async () => (await db.query('SELECT digest, event FROM gc_manifest_review_queue')).map((q) => `${q.digest} ${q.event}`);
+      const orphan = await pushBlob(r.url, 'queue/app', 'nothing references me');
+      assert.deepEqual(await queued(), [`${orphan} blob_upload`], 'an uploaded blob waits for a manifest');
+      const image = await pushImage(r.url, 'queue/app', 'v1', 'queued');
+      assert.deepEqual(await queued(), [`${orphan} blob_upload`], 'the manifest put cancelled the reviews of what it references');
+      // moving the tag queues the manifest it left; pushing that manifest by tag again cancels it
+      const second = await pushImage(r.url, 'queue/app', 'v1', 'queued-2');
+      assert.deepEqual(await manifestsQueued(), [`${image.digest} tag_switch`]);
+      await pushImage(r.url, 'queue/app', 'v0', 'queued');
+      assert.deepEqual(await manifestsQueued(), []);
+      // deleting the manifest queues its document, config and layer
+      assert.equal((await fetch(`${r.url}/v2/queue/app/manifests/${image.digest}`, { method: 'DELETE' })).status, 202);
+      assert.deepEqual(await queued(), [orphan, image.digest, image.config, image.layers[0]!].sort().map((d) => `${d} ${d === orphan ? 'blob_upload' : 'manifest_delete'}`));
+      // within the grace period a review keeps everything; a HEAD that finds the orphan postpones its review
+      const before = (await db.query('SELECT review_after FROM gc_blob_review_queue WHERE digest = $1', [orphan]))[0].review_after as Date;
+      assert.equal((await fetch(`${r.url}/v2/queue/app/blobs/${orphan}`, { method: 'HEAD' })).status, 200);
+      const afterHead = (await db.query('SELECT review_after FROM gc_blob_review_queue WHERE digest = $1', [orphan]))[0].review_after as Date;
+      assert.ok(afterHead > before, 'the HEAD moved its review later');
+      assert.equal((await r.app.services.collector.run()).blobsDeleted, 0);
+      // a review with no grace removes what nothing references, and keeps what the second image uses
+      const report = await r.app.services.collector.run({ graceMs: 0 });
+      assert.equal(report.blobsDeleted, 4, JSON.stringify(report));
+      assert.deepEqual(await queued(), []);
+      for (const d of [orphan, image.config, image.layers[0]!]) assert.equal((await fetch(`${r.url}/v2/queue/app/blobs/${d}`, { method: 'HEAD' })).status, 404);
+      for (const d of [second.config, second.layers[0]!]) assert.equal((await fetch(`${r.url}/v2/queue/app/blobs/${d}`, { method: 'HEAD' })).status, 200);
+      assert.equal((await fetch(`${r.url}/v2/queue/app/manifests/v1`)).status, 200);
+      const stored = (d: string) => existsSync(join(r.root, V2, 'blobs/sha256', d.slice(7, 9), d.slice(7), 'data'));
+      assert.deepEqual([orphan, image.digest, image.config].map(stored), [false, false, false]);
+      assert.deepEqual([second.digest, second.config].map(stored), [true, true]);
     } finally {
       await r.close();
       await db.drop();
