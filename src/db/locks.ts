@@ -5,7 +5,7 @@
 // serialisation failure (which row locks taken by statements can still cause) is retried.
 import { createHash } from 'node:crypto';
 import { normaliseRequests, type LockRequest } from '../registry/locks.js';
-import type { Pool, PoolClient } from './pool.js';
+import { asUnavailable, type Pool, type PoolClient } from './pool.js';
 
 /** The advisory lock id of a key: the first 8 bytes of its SHA-256, as a signed 64-bit integer. */
 export function lockId(key: string): string {
@@ -29,7 +29,7 @@ export class PgLocks {
     const ordered = normaliseRequests(requests);
     const started = process.hrtime.bigint();
     for (let attempt = 1; ; attempt++) {
-      const client = await this.pool.connect();
+      const client = await this.pool.connect().catch((err) => { throw asUnavailable(err); });
       let broken = false;
       try {
         await client.query('BEGIN');
@@ -47,7 +47,7 @@ export class PgLocks {
         await client.query('ROLLBACK').catch(() => { broken = true; });
         const code = (err as { code?: string }).code;
         if (code && RETRIED.has(code) && attempt < ATTEMPTS) continue;
-        throw err;
+        throw asUnavailable(err);
       } finally {
         client.release(broken || undefined);
       }
@@ -57,7 +57,7 @@ export class PgLocks {
   /** One attempt at an exclusive hold of `keys` without waiting: false (nothing run) when another holds any. */
   async tryTransaction<T>(keys: LockRequest[], work: (client: PoolClient) => Promise<T>): Promise<{ ran: true; result: T } | { ran: false }> {
     const ordered = normaliseRequests(keys);
-    const client = await this.pool.connect();
+    const client = await this.pool.connect().catch((err) => { throw asUnavailable(err); });
     let broken = false;
     try {
       await client.query('BEGIN');
@@ -73,7 +73,7 @@ export class PgLocks {
       return { ran: true, result };
     } catch (err) {
       await client.query('ROLLBACK').catch(() => { broken = true; });
-      throw err;
+      throw asUnavailable(err);
     } finally {
       client.release(broken || undefined);
     }

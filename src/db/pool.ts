@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 import pg from 'pg';
 import { describeDatabase, type DatabaseConfig } from '../config/database.js';
+import { RegistryError } from '../registry/errors.js';
 
 export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
@@ -60,4 +61,23 @@ export async function checkConnection(pool: Pool, db: DatabaseConfig): Promise<v
           : 'check the database settings';
     throw new DatabaseError(`cannot connect to ${describeDatabase(db)}: ${e.message}; ${hint}`);
   }
+}
+
+/** Failures that say the database cannot serve now (not that a request is wrong). */
+const UNAVAILABLE_CODES = new Set(['3D000', '28P01', '28000', '53300', '57P01', '57P02', '57P03', '57014', '08000', '08003', '08006', '08001', '08004',
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH']);
+
+/**
+ * A request's database failure as the client should see it: 503 UNAVAILABLE with Retry-After
+ * when the database is out of reach, overloaded or too slow (no free connection within
+ * database.connecttimeout, a statement past database.statementtimeout); anything else as it is.
+ */
+export function asUnavailable(err: unknown): unknown {
+  const e = err as { code?: string; message?: string } | undefined;
+  const message = e?.message ?? '';
+  if (!(e?.code && UNAVAILABLE_CODES.has(e.code)) && !/timeout exceeded when trying to connect|Connection terminated|connection timeout/i.test(message)) {
+    return err;
+  }
+  return new RegistryError('UNAVAILABLE', `the metadata database cannot answer now (${message.slice(0, 200)}); retry shortly`)
+    .withHeaders({ 'Retry-After': '1' });
 }

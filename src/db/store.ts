@@ -13,7 +13,7 @@ import type { ManifestRecord, MetadataEvent, MetadataStore, MissingReference } f
 import { parseDigest, type Digest } from '../registry/names.js';
 import { paths } from '../registry/paths.js';
 import { PgLocks } from './locks.js';
-import type { Pool, PoolClient } from './pool.js';
+import { asUnavailable, type Pool, type PoolClient } from './pool.js';
 import { ensureRepository, markHasManifests, queueBlobs, queueManifests, removeManifest, repositoryId } from './sql.js';
 
 export interface PgStoreOptions {
@@ -67,7 +67,7 @@ export class PgMetadataStore implements MetadataStore {
 
   private async rows(sql: string, values: unknown[]): Promise<any[]> {
     const started = process.hrtime.bigint();
-    const { rows } = await this.pool.query(sql, values);
+    const { rows } = await this.pool.query(sql, values).catch((err) => { throw asUnavailable(err); });
     this.observer?.('read', Number(process.hrtime.bigint() - started) / 1e9);
     return rows;
   }
@@ -238,13 +238,13 @@ export class PgMetadataStore implements MetadataStore {
    * (and `check` does not find it) or sees the new time and keeps it.
    */
   async useBlob<T>(digest: Digest, check: () => Promise<T | undefined>): Promise<T | undefined> {
-    await this.pool.query(`UPDATE gc_blob_review_queue SET review_after = greatest(review_after, now() + $2 * interval '1 millisecond')
+    await this.rows(`UPDATE gc_blob_review_queue SET review_after = greatest(review_after, now() + $2 * interval '1 millisecond')
       WHERE digest = $1`, [digest.toString(), this.options.graceMs]);
     return check();
   }
 
   async touchTag(name: string, tag: string): Promise<void> {
-    await this.pool.query(`UPDATE tags t SET used_at = now() FROM repositories r
+    await this.rows(`UPDATE tags t SET used_at = now() FROM repositories r
       WHERE r.id = t.repository_id AND r.name = $1 AND t.name = $2`, [name, tag]);
   }
 

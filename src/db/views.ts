@@ -2,6 +2,7 @@
 // instead of a walk of storage.
 import type { RepositorySource } from '../registry/catalog.js';
 import type { RepoEntry, UsageSource } from '../registry/usage.js';
+import { asUnavailable } from './pool.js';
 import type { PgMetadataStore } from './store.js';
 
 export class PgRepositorySource implements RepositorySource {
@@ -14,6 +15,14 @@ export class PgUsageSource implements UsageSource {
   constructor(private readonly store: PgMetadataStore) {}
 
   async load(): Promise<Map<string, RepoEntry>> {
+    try {
+      return await this.read();
+    } catch (err) {
+      throw asUnavailable(err);
+    }
+  }
+
+  private async read(): Promise<Map<string, RepoEntry>> {
     const { pool } = this.store;
     // three scans, each in the order of its primary key; a blob's size comes from its row (0 when not stored)
     const [manifests, references, tags] = await Promise.all([

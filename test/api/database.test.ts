@@ -389,3 +389,23 @@ describe('database: the review queues', { skip }, () => {
     }
   });
 });
+
+describe('database: out of reach', { skip }, () => {
+  it('requests answer 503 UNAVAILABLE with Retry-After, never 500, and the log says why', async () => {
+    const db = await freshDatabase();
+    const r = await startRegistry({ database: db.overrides, overrides: { 'database.connecttimeout': '2s' } });
+    try {
+      const image = await pushImage(r.url, 'gone/app', 'v1', 'gone');
+      await db.drop(); // connections are cut, and new ones find no database
+      for (const [method, path] of [['GET', '/v2/gone/app/manifests/v1'], ['HEAD', `/v2/gone/app/blobs/${image.layers[0]}`],
+        ['GET', '/v2/gone/app/tags/list'], ['GET', '/v2/_catalog'], ['DELETE', `/v2/gone/app/manifests/${image.digest}`]] as const) {
+        const res = await fetch(`${r.url}${path}`, { method });
+        assert.equal(res.status, 503, `${method} ${path}`);
+        assert.equal(res.headers.get('retry-after'), '1');
+        if (method !== 'HEAD') assert.deepEqual(((await res.json()) as { errors: { code: string }[] }).errors.map((e) => e.code), ['UNAVAILABLE']);
+      }
+    } finally {
+      await r.close();
+    }
+  });
+});
