@@ -265,9 +265,10 @@ export function createApp(config: Config, log: Logger, driver?: StorageDriver): 
   const health = config.health.storage ? new StorageHealth(storage, config.health.intervalMs, config.health.threshold) : undefined;
   // metrics go to the debug listener when there is one, else to the main listener -- unless
   // authentication is on there: then they would be readable by anyone, so only the debug listener serves them
-  const onDebug: OpsEndpoints = { driver: storage, metrics, metricsPath: config.debug.metricsPath, health };
+  const readiness = services.database ? { database: services.database } : {};
+  const onDebug: OpsEndpoints = { driver: storage, metrics, metricsPath: config.debug.metricsPath, health, ...readiness };
   const authenticated = !!(config.auth.htpasswd || config.auth.token || config.tokenServer.enabled);
-  const onMain: OpsEndpoints = config.debug.addr ? { driver: storage } : authenticated ? { driver: storage, health } : onDebug;
+  const onMain: OpsEndpoints = config.debug.addr ? { driver: storage, ...readiness } : authenticated ? { driver: storage, health, ...readiness } : onDebug;
   if (authenticated && metrics && !config.debug.addr) {
     log.warn('authentication is on: /metrics is not served on the main listener; set http.debug.addr to expose metrics on a private address');
   }

@@ -18,6 +18,8 @@ export interface Database {
   reviewer: QueueReviewer;
   catalog: PgRepositorySource;
   usage: PgUsageSource;
+  /** One round trip (readiness). */
+  ping(): Promise<void>;
   /** Connects, and refuses (DatabaseError) a schema that is behind, unless `migrate: auto` brings it up to date. */
   ready(log?: Logger): Promise<void>;
   close(): Promise<void>;
@@ -30,6 +32,7 @@ export function openDatabase(config: DatabaseConfig, driver: StorageDriver, grac
   return {
     config, pool, store, reviewer: new QueueReviewer(store, driver),
     catalog: new PgRepositorySource(store), usage: new PgUsageSource(store),
+    ping: async () => { await pool.query('SELECT 1'); },
     ready: async () => {
       await checkConnection(pool, config);
       await checkSchema(pool, config, log);

@@ -396,7 +396,11 @@ describe('database: out of reach', { skip }, () => {
     const r = await startRegistry({ database: db.overrides, overrides: { 'database.connecttimeout': '2s' } });
     try {
       const image = await pushImage(r.url, 'gone/app', 'v1', 'gone');
+      assert.deepEqual(await (await fetch(`${r.url}/readyz`)).json(), { status: 'ready', storage: 'filesystem', database: 'postgresql' });
       await db.drop(); // connections are cut, and new ones find no database
+      const ready = await fetch(`${r.url}/readyz`);
+      assert.equal(ready.status, 503);
+      assert.match(((await ready.json()) as { error: string }).error, /does not exist/);
       for (const [method, path] of [['GET', '/v2/gone/app/manifests/v1'], ['HEAD', `/v2/gone/app/blobs/${image.layers[0]}`],
         ['GET', '/v2/gone/app/tags/list'], ['GET', '/v2/_catalog'], ['DELETE', `/v2/gone/app/manifests/${image.digest}`]] as const) {
         const res = await fetch(`${r.url}${path}`, { method });
