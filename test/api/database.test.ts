@@ -273,6 +273,10 @@ describe('database: import of a data directory the reference registry wrote', { 
       assert.deepEqual(tags.tags, ['v1', 'v2', 'v3']);
       const pulled = await fetch(`${afterImport.url}/v2/imported/during/manifests/v2`, { headers: { Accept: 'application/vnd.oci.image.manifest.v1+json' } });
       assert.equal(pulled.status, 200);
+      // and real clients push to it and pull from it: an image, a multi-arch index, a Docker manifest list
+      const pushed = crossCheckImages('pushed');
+      await pushAll(pushed, afterImport.host, images);
+      await pullAndCheck(pushed, afterImport.host, images, work, true);
     } finally {
       await serving.stop();
       await afterImport?.stop();
