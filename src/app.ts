@@ -10,6 +10,7 @@ import { defaultPasswordWorkers, PasswordChecker } from './auth/password-pool.js
 import { TokenSigner, TokenVerifier } from './auth/token.js';
 import { TokenServer } from './auth/token-server.js';
 import type { Config } from './config/load.js';
+import { describeDatabase } from './config/database.js';
 import type { Listener } from './http/listener.js';
 import { createRegistryServer, type Security } from './http/server.js';
 import { serveOps, StorageHealth, type OpsEndpoints } from './ops/health.js';
@@ -42,12 +43,18 @@ import { MemoryDriver } from './storage/memory.js';
 import { createPolicies, type Policies } from './policy/index.js';
 import { PULL_FLUSH_MS } from './policy/pulls.js';
 import type { S3Driver } from './storage/s3.js';
+import { openDatabase, type Database } from './db/index.js';
+import { registerDatabaseMetrics } from './db/metrics.js';
 
 /** How often a running registry looks for a new `berth gc` report. */
 export const GC_WATCH_MS = 5000;
 
 /** How often the usage figures are rebuilt from storage (for changes made by other processes). */
 export const USAGE_REFRESH_MS = 10 * 60_000;
+
+/** With the database: how often every process reviews the due collection queues, and refreshes usage figures. */
+export const REVIEW_POLL_MS = 5000;
+export const DATABASE_USAGE_REFRESH_MS = 30_000;
 
 /** The OCI image-spec's recommended ceiling for a manifest. */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
@@ -79,6 +86,8 @@ export interface Services {
   policies?: Policies;
   /** What the metadata store remembers of storage (on S3), cleared when another process collected. */
   metadataCache?: CachedMetadataStore;
+  /** PostgreSQL as the metadata index, when `database.enabled`. */
+  database?: Database;
 }
 
 let s3Driver: typeof S3Driver | undefined;
@@ -117,11 +126,13 @@ const silentLog = pino({ level: 'silent' });
 export const S3_METADATA_TTL_MS = 10_000;
 
 export function createServices(config: Config, driver: StorageDriver = createDriver(config), hooks: ServiceHooks = {}): Services {
-  const links = new LinkMetadataStore(driver, persistStep(config.storage.gc.graceMs));
-  // every S3 read is a round trip: what is named by digest is remembered once read
-  const base = driver.name === 's3' ? new CachedMetadataStore(links, S3_METADATA_TTL_MS) : links;
-  const usage = new UsageIndex(base, driver);
   const log = hooks.log;
+  // with a database, it is the index (no link files); else link files, remembered on S3 where every read is a round trip
+  const database = config.database ? openDatabase(config.database, driver, config.storage.gc.graceMs, log) : undefined;
+  const base: MetadataStore = database?.store ?? (driver.name === 's3'
+    ? new CachedMetadataStore(new LinkMetadataStore(driver, persistStep(config.storage.gc.graceMs)), S3_METADATA_TTL_MS)
+    : new LinkMetadataStore(driver, persistStep(config.storage.gc.graceMs)));
+  const usage = new UsageIndex(base, driver, database?.usage);
   // client writes go through the policies' write guard; collection, retention and the cache's copies do not
   const { policies, store } = createPolicies(config, base, usage, driver, {
     onProgress: log ? (detail, message) => log.info(detail, message) : undefined,
@@ -131,7 +142,7 @@ export function createServices(config: Config, driver: StorageDriver = createDri
   const tags = new TagService(store);
   const manifests = new ManifestService(store, blobs, MAX_MANIFEST_BYTES);
   const uploads = new UploadService(driver, store, config.http.secret);
-  const catalog = new CatalogService(driver);
+  const catalog = new CatalogService(driver, undefined, database?.catalog);
   store.subscribe((event) => {
     if (event.type === 'repository-deleted') catalog.remove(event.name);
     if (event.type === 'manifest-put') catalog.add(event.name);
@@ -140,7 +151,7 @@ export function createServices(config: Config, driver: StorageDriver = createDri
     onUnreadable: hooks.onUnreadable,
     onProgress: log ? (detail, message) => log.info(detail, message) : undefined,
     onDelete: log ? (what, detail) => log.debug(detail, `${config.storage.gc.dryRun ? 'would delete' : 'deleted'} ${what}`) : undefined,
-  });
+  }, database ? (options) => database.reviewer.collect(options) : undefined);
   const local = new LocalContent(blobs, manifests, tags, config.storage.redirect);
   let content: ContentReader = local;
   let cache: PullThroughCache | undefined;
@@ -163,7 +174,7 @@ export function createServices(config: Config, driver: StorageDriver = createDri
     driver, store, blobs, uploads, tags, manifests, catalog, collector, content, policy, cache, policies, usage,
     referrers: new ReferrersService(store, manifests, hooks.onUnreadable),
     inventory: new RepositoryInventory(store, manifests, blobs, usage),
-    metadataCache: base instanceof CachedMetadataStore ? base : undefined,
+    metadataCache: base instanceof CachedMetadataStore ? base : undefined, database,
     ui: new UiAssets(),
     openUploads: new UploadFiguresCache(driver, uploads),
   };
@@ -246,6 +257,7 @@ export function createApp(config: Config, log: Logger, driver?: StorageDriver): 
     },
   });
   const maintenanceMetrics = metrics ? registerMaintenanceMetrics(metrics.registry, services) : undefined;
+  if (metrics && services.database) registerDatabaseMetrics(metrics.registry, services.database);
   if (metrics && services.policies) registerPolicyMetrics(metrics.registry, services.policies, services.usage);
   const lease = new HeartbeatLease(storage);
   const security = createSecurity(config, log);
@@ -253,9 +265,10 @@ export function createApp(config: Config, log: Logger, driver?: StorageDriver): 
   const health = config.health.storage ? new StorageHealth(storage, config.health.intervalMs, config.health.threshold) : undefined;
   // metrics go to the debug listener when there is one, else to the main listener -- unless
   // authentication is on there: then they would be readable by anyone, so only the debug listener serves them
-  const onDebug: OpsEndpoints = { driver: storage, metrics, metricsPath: config.debug.metricsPath, health };
+  const readiness = services.database ? { database: services.database } : {};
+  const onDebug: OpsEndpoints = { driver: storage, metrics, metricsPath: config.debug.metricsPath, health, ...readiness };
   const authenticated = !!(config.auth.htpasswd || config.auth.token || config.tokenServer.enabled);
-  const onMain: OpsEndpoints = config.debug.addr ? { driver: storage } : authenticated ? { driver: storage, health } : onDebug;
+  const onMain: OpsEndpoints = config.debug.addr ? { driver: storage, ...readiness } : authenticated ? { driver: storage, health, ...readiness } : onDebug;
   if (authenticated && metrics && !config.debug.addr) {
     log.warn('authentication is on: /metrics is not served on the main listener; set http.debug.addr to expose metrics on a private address');
   }
@@ -269,6 +282,11 @@ export function createApp(config: Config, log: Logger, driver?: StorageDriver): 
   return {
     services, server, tokenListener, debugListener, metrics, notifier,
     start: async () => {
+      const { database } = services;
+      if (database) {
+        await database.ready(log);
+        log.info({ database: describeDatabase(database.config), pool: database.config.pool.maxOpen }, 'metadata index: PostgreSQL');
+      }
       if (purging.enabled && !config.storage.readOnly) {
         const purge = () => purgeUploads(services, purging.ageMs, purging.dryRun, log)
           .catch((err) => log.error({ err }, 'upload purging failed'));
@@ -302,7 +320,9 @@ export function createApp(config: Config, log: Logger, driver?: StorageDriver): 
       if (gc.enabled && !config.storage.readOnly) {
         const run = () => collector.run().catch((err) => log.error({ err }, 'garbage collection failed'));
         timers.push(setInterval(run, gc.intervalMs).unref());
+        if (database) timers.push(startReviews(database, gc, log));
       }
+      if (database) timers.push(setInterval(() => void services.usage.rebuild().catch(() => undefined), DATABASE_USAGE_REFRESH_MS).unref());
       timers.push(setInterval(() => {
         lastGcReport(storage).then((report) => {
           if (report && report.finishedAt !== lastGc) {
@@ -326,8 +346,24 @@ export function createApp(config: Config, log: Logger, driver?: StorageDriver): 
       health?.stop();
       await notifier.stop();
       await security.passwords.close();
+      await services.database?.close().catch((err) => log.warn({ err }, 'the database pool did not close cleanly'));
     },
   };
+}
+
+/** Online collection: every process reviews what is due in the queues, one pass at a time. */
+function startReviews(database: Database, gc: Config['storage']['gc'], log: Logger): NodeJS.Timeout {
+  let running = false;
+  return setInterval(() => {
+    if (running) return;
+    running = true;
+    database.reviewer.reviewDue({ deleteUntagged: gc.deleteUntagged, dryRun: gc.dryRun,
+      onDelete: (what, detail) => log.debug(detail, `${gc.dryRun ? 'would delete' : 'deleted'} ${what}`) })
+      .then((totals) => {
+        if (totals.blobsDeleted + totals.manifestsDeleted > 0) log.info(totals, gc.dryRun ? 'collection review (dry run)' : 'collection review');
+      }, (err) => log.error({ err }, 'collection review failed'))
+      .finally(() => { running = false; });
+  }, REVIEW_POLL_MS).unref();
 }
 
 /** Scheduled retention and the periodic write of pull times; returns their timers. */

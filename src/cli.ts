@@ -20,6 +20,7 @@ Commands:
   gc [CONFIG]             remove blobs and manifests nothing references (storage no registry serves)
   retention [CONFIG]      apply the retention rules of policies.rules now (--dryrun: only report)
   token-server [CONFIG]   run only the token server (Docker token authentication)
+  database SUBCOMMAND     the PostgreSQL metadata index: migrate, status, import (database.enabled)
   health [CONFIG]         exit 0 when the registry CONFIG describes answers on /v2/ (container HEALTHCHECK)
   version                 print the version
 
@@ -55,6 +56,11 @@ Options:
       --log-level L   error, warn, info or debug (log.level; default info)
   -h, --help          show this help
 
+Metadata in PostgreSQL (see docs/operations.md#postgresql):
+  database.enabled       keep the index in PostgreSQL so several processes serve one storage:
+                         host, port, user, password, dbname, sslmode, url, pool.maxopen;
+                         berth database migrate first (or database.migrate: auto)
+
 Maintenance (see docs/operations.md#garbage-collection):
   storage.maintenance.gc  collect garbage while serving: enabled, interval, grace (1h),
                           deleteuntagged, dryrun; on demand: POST /api/v1/gc
@@ -86,7 +92,8 @@ See docs/configuration.md for every key.
 const GC_HELP = `Usage: berth gc [CONFIG] [options]
 
 Marks every blob that a manifest in any repository references and deletes the rest, like
-registry:2's 'garbage-collect'. A running registry collects by itself, safely while it serves
+registry:2's 'garbage-collect'. With database.enabled it reviews what is due in the database's
+collection queues instead (no walk; safe while registries serve; --grace brings reviews forward). A running registry collects by itself, safely while it serves
 (storage.maintenance.gc, or POST /api/v1/gc); this command is for storage nothing serves. It
 refuses to run while a registry serves the storage (seen through the lease each one keeps
 under /berth/leases), unless given --force.
@@ -170,7 +177,10 @@ async function serve(argv: string[]): Promise<void> {
   await checkStorage(config);
   const app = createApp(config, log);
   await app.services.driver.ping().catch((err: Error) => fatal(`storage is not usable: ${err.message}`));
-  await app.start();
+  await app.start().catch((err: Error) => {
+    if (err.name === 'DatabaseError' || err.constructor.name === 'DatabaseError') fatal(`database is not usable: ${err.message}`);
+    throw err;
+  });
   if (app.debugListener) {
     const debugTarget = parseAddr(config.debug.addr, 'http.debug.addr');
     app.debugListener.on('error', (err: Error) => fatal(`debug listener cannot listen on ${config.debug.addr}: ${err.message}`));
@@ -280,6 +290,8 @@ async function gc(argv: string[]): Promise<void> {
   await checkStorage(config);
   const driver = createDriver(config);
   const dryRun = !!values['dry-run'];
+  // with the database the index is there, not in link files: collection is the review of its queues, safe while serving
+  if (config.database) return gcOnDatabase(config, driver, log, dryRun, !!values['delete-untagged'], values.grace);
   let graceMs = values.grace !== undefined ? parseDuration(values.grace) : 0;
   if (graceMs === undefined) fatal(`--grace ${JSON.stringify(values.grace)} is not a duration: use e.g. 30m or 1h`);
   const serving = await liveLeases(driver);
@@ -301,6 +313,24 @@ async function gc(argv: string[]): Promise<void> {
       'stored manifest cannot be read: everything it might reference is kept'),
   });
   log.info(result, dryRun ? 'garbage collection (dry run) done' : 'garbage collection done');
+}
+
+async function gcOnDatabase(config: Config, driver: ReturnType<typeof createDriver>, log: ReturnType<typeof createLogger>,
+  dryRun: boolean, deleteUntagged: boolean, grace: string | undefined): Promise<void> {
+  const graceMs = grace !== undefined ? parseDuration(grace) : config.storage.gc.graceMs;
+  if (graceMs === undefined) fatal(`--grace ${JSON.stringify(grace)} is not a duration: use e.g. 30m or 1h`);
+  const { openDatabase } = await import('./db/index.js');
+  const database = openDatabase(config.database!, driver, config.storage.gc.graceMs, log);
+  try {
+    await database.ready(log).catch((err: Error) => fatal(`database is not usable: ${err.message}`));
+    const report = await database.reviewer.collect({
+      dryRun, deleteUntagged: deleteUntagged || config.storage.gc.deleteUntagged, graceMs,
+      onDelete: (what, detail) => log.info(detail, `${dryRun ? 'would delete' : 'deleted'} ${what}`),
+    });
+    log.info(report, dryRun ? 'garbage collection (dry run) done: the due review queues' : 'garbage collection done: the due review queues');
+  } finally {
+    await database.close();
+  }
 }
 
 const RETENTION_HELP = `Usage: berth retention [CONFIG] [options]
@@ -430,12 +460,77 @@ async function tokenServer(argv: string[]): Promise<void> {
   process.on('SIGINT', stop);
 }
 
+const DATABASE_HELP = `Usage: berth database <migrate|status|import> [CONFIG] [options]
+
+The PostgreSQL metadata index (the database section: enabled, host, port, user, password, dbname,
+sslmode, url, pool; REGISTRY_DATABASE_* override them). See docs/operations.md#postgresql.
+
+Subcommands:
+  migrate    apply the pending schema migrations, each in its own transaction (safe while other
+             processes start: one migrates, the others wait); prints each one applied
+  status     list the applied and pending migrations; exits 1 when some are pending
+  import     build the index from the storage (registry:2's layout or Berth's link files), online
+             while a registry serves it, then a short final pass; resumable, prints progress.
+             Afterwards serve with database.enabled: true. One-way: see docs/operations.md
+
+Options:
+  -c, --config FILE   config file (the one the registry runs with)
+      --to VERSION    migrate: stop at this schema version
+      --restart       import: forget the progress of an earlier import and start over
+  -h, --help          show this help
+
+Examples:
+  berth database migrate --config /etc/docker/registry/config.yml
+  REGISTRY_DATABASE_URL=postgresql://berth:secret@db:5432/registry berth database status --config config.yml
+  berth database import --config config.yml && berth serve --config config.yml
+`;
+
+async function database(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv, allowPositionals: true, options: {
+      config: { type: 'string', short: 'c' }, root: { type: 'string', short: 'r' }, to: { type: 'string' },
+      restart: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const [sub, ...rest] = positionals;
+  if (values.help || !sub) {
+    process.stdout.write(DATABASE_HELP);
+    if (!values.help) process.exit(2);
+    return;
+  }
+  const config = configFrom(values, rest);
+  const log = createLogger(config, process.stderr);
+  if (!config.database) fatal('configuration error: database.enabled is not true: set database.enabled: true and database.host, user, dbname (or database.url)');
+  const { migrateCommand, statusCommand } = await import('./db/commands.js');
+  const failed = (err: Error) => fatal(err.message);
+  switch (sub) {
+    case 'migrate': {
+      const upTo = values.to === undefined ? undefined : Number(values.to);
+      if (upTo !== undefined && !Number.isInteger(upTo)) fatal(`--to ${JSON.stringify(values.to)} is not a schema version number`);
+      await migrateCommand(config.database, process.stdout, log, upTo).catch(failed);
+      return;
+    }
+    case 'status':
+      if ((await statusCommand(config.database, process.stdout, log).catch(failed)) > 0) process.exit(1);
+      return;
+    case 'import': {
+      await checkStorage(config);
+      const { importCommand } = await import('./db/import.js');
+      await importCommand(config, createDriver(config), process.stdout, log, { restart: !!values.restart }).catch(failed);
+      return;
+    }
+    default:
+      fatal(`unknown database subcommand ${JSON.stringify(sub)}: use migrate, status or import (see berth database --help)`);
+  }
+}
+
 async function main(): Promise<void> {
   const [command, ...rest] = process.argv.slice(2);
   switch (command) {
     case 'serve': return serve(rest);
     case 'gc': case 'garbage-collect': return gc(rest);
     case 'health': return health(rest);
+    case 'database': return database(rest);
     case 'retention': return retention(rest);
     case 'token-server': return tokenServer(rest);
     case 'version': case '--version': case '-v':

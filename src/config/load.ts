@@ -8,6 +8,7 @@ import { parse as parseYaml } from 'yaml';
 import { isSet, SCHEMA, type Spec } from './schema.js';
 import { parsePolicies, type PoliciesConfig } from '../policy/config.js';
 import { S3ConfigError, s3Options } from './s3.js';
+import { databaseOptions, DatabaseConfigError, type DatabaseConfig } from './database.js';
 import type { S3Options } from '../storage/s3.js';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
@@ -58,6 +59,8 @@ export interface Config {
   policies: PoliciesConfig;
   /** The web UI at / (Berth only). */
   ui: { enabled: boolean };
+  /** PostgreSQL as the metadata index (`database`), when enabled. */
+  database?: DatabaseConfig;
   /** Keys accepted for compatibility but not acted on, with the reason (logged at startup). */
   ignored: string[];
 }
@@ -138,7 +141,8 @@ export function loadConfig(options: LoadOptions = {}): Config {
       warnings.push(`environment variable ${key} matches no configuration key; ignored`);
       continue;
     }
-    setPath(tree, path, parseScalar(value));
+    // a string key takes the text as written (a password of digits stays a string, leading zeros and all)
+    setPath(tree, path, specAt(path, SCHEMA)?.kind === 'string' ? value : parseScalar(value));
   }
   for (const [dotted, value] of Object.entries(options.overrides ?? {})) setPath(tree, dotted.split('.'), value);
   // registry:2 also takes `storage: filesystem` and `auth: none`: a bare name for a section without parameters
@@ -167,6 +171,16 @@ function envPath(words: string[], spec: Spec): string[] | undefined {
     if (rest) return [key, ...rest];
   }
   return undefined;
+}
+
+function specAt(path: string[], spec: Spec): Spec | undefined {
+  for (const key of path) {
+    if (spec.kind !== 'object') return undefined;
+    const child = spec.fields[key];
+    if (!child) return undefined;
+    spec = child;
+  }
+  return spec;
 }
 
 function parseScalar(value: string): unknown {
@@ -317,6 +331,9 @@ function build(tree: Tree, warnings: string[], env: NodeJS.ProcessEnv): Config {
   if (t.storage.maintenance.gc.enabled && !(t.storage.maintenance.gc.interval > 0)) {
     throw new ConfigError('storage.maintenance.gc.interval must be a positive duration, e.g. 1h');
   }
+  if (t.database.enabled && drivers[0] === 'inmemory') {
+    throw new ConfigError('database.enabled needs storage every process shares: the blobs of storage.inmemory live in one process only; use storage.filesystem or storage.s3');
+  }
   const service = token.service || tokenServer.service || 'berth';
   return {
     log: { level: (tree.log as Tree | undefined)?.level === undefined && t.loglevel ? t.loglevel : t.log.level, formatter: t.log.formatter, fields: t.log.fields, accessLog: !t.log.accesslog.disabled },
@@ -387,8 +404,18 @@ function build(tree: Tree, warnings: string[], env: NodeJS.ProcessEnv): Config {
     proxy: { upstreams: upstreams(t.proxy, env) },
     policies: parsePolicies(t.policies),
     ui: { enabled: t.ui.enabled },
+    database: databaseConfig(t.database),
     ignored,
   };
+}
+
+function databaseConfig(d: Record<string, unknown>): DatabaseConfig | undefined {
+  try {
+    return databaseOptions(d);
+  } catch (err) {
+    if (err instanceof DatabaseConfigError) throw new ConfigError(err.message);
+    throw err;
+  }
 }
 
 function s3Config(s: Record<string, unknown>): S3Options {

@@ -7,6 +7,7 @@
 // Keys nobody knows stop startup with the path and the keys allowed there.
 import { MAX_PAGE } from '../http/pagination.js';
 import { S3_FIELDS } from './s3.js';
+import { DATABASE_FIELDS } from './database.js';
 
 /** Why a key stops startup: `when` (absent: whenever it is set) sees the value and the whole tree. */
 export interface Refusal {
@@ -246,6 +247,8 @@ export const SCHEMA: Spec = obj({
       signingkeyfile: ignored('Berth never signs or converts manifests to schema1'),
     }),
   }),
+  // GitLab container registry's metadata database (PostgreSQL); see database.ts
+  database: obj(DATABASE_FIELDS),
   // Berth's own: the web UI served at / to browsers
   ui: obj({ enabled: bool(true) }),
   catalog: obj({

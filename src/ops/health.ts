@@ -6,10 +6,10 @@ import type { Metrics } from './metrics.js';
 
 const PROBE_TIMEOUT_MS = 5000;
 
-function probe(driver: StorageDriver): Promise<void> {
+function probe(driver: { ping(): Promise<void> }, what = 'storage'): Promise<void> {
   return Promise.race([
     driver.ping(),
-    new Promise<void>((_, reject) => setTimeout(() => reject(new Error(`storage did not answer within ${PROBE_TIMEOUT_MS} ms`)), PROBE_TIMEOUT_MS).unref()),
+    new Promise<void>((_, reject) => setTimeout(() => reject(new Error(`${what} did not answer within ${PROBE_TIMEOUT_MS} ms`)), PROBE_TIMEOUT_MS).unref()),
   ]);
 }
 
@@ -43,6 +43,8 @@ export interface OpsEndpoints {
   metrics?: Metrics;
   metricsPath?: string;
   health?: StorageHealth;
+  /** The metadata database, when there is one: /readyz asks it too. */
+  database?: { ping(): Promise<void> };
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {
@@ -57,8 +59,10 @@ export function serveOps(path: string, req: IncomingMessage, res: ServerResponse
   if (path === '/healthz') {
     json(res, 200, { status: 'ok' });
   } else if (path === '/readyz') {
-    probe(ops.driver).then(() => json(res, 200, { status: 'ready', storage: ops.driver.name }),
-      (err: Error) => json(res, 503, { status: 'unavailable', storage: ops.driver.name, error: err.message }));
+    const database = ops.database ? { database: 'postgresql' } : {};
+    Promise.all([probe(ops.driver), ops.database && probe(ops.database, 'the database')])
+      .then(() => json(res, 200, { status: 'ready', storage: ops.driver.name, ...database }),
+        (err: Error) => json(res, 503, { status: 'unavailable', storage: ops.driver.name, ...database, error: err.message }));
   } else if (path === '/debug/health' && ops.health) {
     const failing = ops.health.failing;
     json(res, Object.keys(failing).length ? 503 : 200, failing);

@@ -25,7 +25,9 @@ export class GuardedMetadataStore implements MetadataStore {
   private readonly locks = new KeyedLocks();
 
   constructor(private readonly inner: MetadataStore, private readonly policies: PolicySet, private readonly quotas: QuotaLedger,
-              private readonly usage: UsageIndex, private readonly driver: StorageDriver) {}
+              private readonly usage: UsageIndex, private readonly driver: StorageDriver) {
+    if (inner.manifest) this.manifest = (name, digest) => inner.manifest!(name, digest);
+  }
 
   // ---- reads and collection: unchanged
   tag(name: string, tag: string) { return this.inner.tag(name, tag); }
@@ -33,11 +35,14 @@ export class GuardedMetadataStore implements MetadataStore {
   revision(name: string, digest: Digest) { return this.inner.revision(name, digest); }
   hasRevision(name: string, digest: Digest) { return this.inner.hasRevision(name, digest); }
   revisions(name: string) { return this.inner.revisions(name); }
+  readonly manifest?: MetadataStore['manifest'];
   blobLinked(name: string, digest: Digest) { return this.inner.blobLinked(name, digest); }
   layers(name: string) { return this.inner.layers(name); }
   referrers(name: string, subject: Digest) { return this.inner.referrers(name, subject); }
   repositories() { return this.inner.repositories(); }
   tagUsedAt(name: string, tag: string) { return this.inner.tagUsedAt(name, tag); }
+  tagPushedAt(name: string, tag: string) { return this.inner.tagPushedAt(name, tag); }
+  revisionWrittenAt(name: string, digest: Digest) { return this.inner.revisionWrittenAt(name, digest); }
   blobStat(digest: Digest) { return this.inner.blobStat(digest); }
   unlinkBlob(name: string, digest: Digest) { return this.inner.unlinkBlob(name, digest); }
   useBlob<T>(digest: Digest, check: () => Promise<T | undefined>) { return this.inner.useBlob(digest, check); }

@@ -192,7 +192,7 @@ export class Retention extends SingleRun<RetentionReport> {
     const tags = (await mapBounded(tagNames, async (tag): Promise<TagState | undefined> => {
       const digest = await this.store.tag(name, tag);
       if (!digest) return undefined;
-      const pushedAt = await this.driver.stat(paths.tagCurrentLink(name, tag)).then((s) => s.modTime.getTime(), () => 0);
+      const pushedAt = (await this.store.tagPushedAt(name, tag).catch(() => undefined)) ?? 0;
       return { tag, digest: digest.toString(), pushedAt, pulledAt: pulled.get(tag) };
     })).filter((t): t is TagState => t !== undefined);
     const input = { ...rules, immutable: (tag: string) => !!this.policies.immutable(name, tag), now };
@@ -231,7 +231,7 @@ export class Retention extends SingleRun<RetentionReport> {
   private async revisions(name: string): Promise<RevisionState[]> {
     const found = await mapBounded(await this.store.revisions(name), async (digest): Promise<RevisionState | undefined> => {
       const key = digest.toString();
-      const writtenAt = await this.driver.stat(paths.revisionLink(name, digest)).then((s) => s.modTime.getTime(), () => undefined);
+      const writtenAt = await this.store.revisionWrittenAt(name, digest).catch(() => undefined);
       if (writtenAt === undefined) return undefined;
       let refs = this.references.get(key);
       if (!refs) {

@@ -116,6 +116,8 @@ export class CachedMetadataStore implements MetadataStore {
   referrers(name: string, subject: Digest): Promise<Digest[]> { return this.inner.referrers(name, subject); }
   repositories(): Promise<string[]> { return this.inner.repositories(); }
   tagUsedAt(name: string, tag: string): Promise<number | undefined> { return this.inner.tagUsedAt(name, tag); }
+  tagPushedAt(name: string, tag: string): Promise<number | undefined> { return this.inner.tagPushedAt(name, tag); }
+  revisionWrittenAt(name: string, digest: Digest): Promise<number | undefined> { return this.inner.revisionWrittenAt(name, digest); }
   blobStat(digest: Digest): Promise<{ size: number; lastUsed: number } | undefined> { return this.inner.blobStat(digest); }
   commitBlob(name: string, digest: Digest, source: string): Promise<void> { return this.inner.commitBlob(name, digest, source); }
   mountBlob(name: string, digest: Digest): Promise<boolean> { return this.inner.mountBlob(name, digest); }

@@ -6,18 +6,41 @@ import { paths } from './paths.js';
 
 const WALK_CONCURRENCY = 32;
 
+/**
+ * Where the names come from when not from a walk of storage (a database): `version` changes
+ * whenever a repository joins or leaves, so a copy is reused exactly as long as it is current.
+ */
+export interface RepositorySource {
+  list(): Promise<string[]>;
+  version(): Promise<string>;
+}
+
 export class CatalogService {
   private names: string[] | undefined;
   private builtAt = 0;
   private building: Promise<string[]> | undefined;
+  private builtVersion: string | undefined;
 
-  constructor(private readonly driver: StorageDriver, private readonly ttlMs = 10_000) {}
+  constructor(private readonly driver: StorageDriver, private readonly ttlMs = 10_000, private readonly source?: RepositorySource) {}
 
   async list(): Promise<string[]> {
+    if (this.source) return this.listFromSource(this.source);
     if (this.names && Date.now() - this.builtAt < this.ttlMs) return this.names;
     this.building ??= this.walk().then((names) => {
       this.names = names;
       this.builtAt = Date.now();
+      return names;
+    }).finally(() => { this.building = undefined; });
+    return this.building;
+  }
+
+  private async listFromSource(source: RepositorySource): Promise<string[]> {
+    const version = await source.version();
+    if (this.names && version === this.builtVersion) return this.names;
+    // the version is read before the names: a change between the two only makes the next call read them again
+    this.building ??= source.list().then((names) => {
+      this.names = names;
+      this.builtVersion = version;
       return names;
     }).finally(() => { this.building = undefined; });
     return this.building;
@@ -43,6 +66,7 @@ export class CatalogService {
   }
 
   walk(): Promise<string[]> {
+    if (this.source) return this.source.list();
     return walkRepositories(this.driver, '_manifests');
   }
 }

@@ -68,7 +68,7 @@ interface References {
 const DIGEST_TEXT = /\b(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})\b/g;
 
 /** What a stored manifest keeps alive; undefined when it cannot be read (then see `everythingIn`). */
-function referencesOf(content: Buffer): References | { unreadable: string } {
+export function referencesOf(content: Buffer): References | { unreadable: string } {
   let doc: { schemaVersion?: number; fsLayers?: { blobSum?: string }[] };
   try {
     doc = JSON.parse(content.toString('utf8'));
@@ -87,7 +87,7 @@ function referencesOf(content: Buffer): References | { unreadable: string } {
 }
 
 /** Every digest written anywhere in a document: what an unreadable manifest might reference. */
-function everythingIn(content: Buffer): string[] {
+export function everythingIn(content: Buffer): string[] {
   return [...new Set(content.toString('utf8').match(DIGEST_TEXT) ?? [])];
 }
 

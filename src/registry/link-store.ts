@@ -72,6 +72,20 @@ export class LinkMetadataStore implements MetadataStore {
     }
   }
 
+  tagPushedAt(name: string, tag: string): Promise<number | undefined> {
+    return this.driver.stat(paths.tagCurrentLink(name, tag)).then((s) => s.modTime.getTime(), (err) => {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    });
+  }
+
+  revisionWrittenAt(name: string, digest: Digest): Promise<number | undefined> {
+    return this.driver.stat(paths.revisionLink(name, digest)).then((s) => s.modTime.getTime(), (err) => {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    });
+  }
+
   touchTag(name: string, tag: string): Promise<void> {
     return this.driver.touch(paths.tagCurrentLink(name, tag));
   }

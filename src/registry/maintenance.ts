@@ -76,18 +76,22 @@ export interface CollectorSettings {
   dryRun: boolean;
 }
 
+/** How a collection is made: by default a walk (gc.ts); a database reviews its queues instead. */
+export type Collect = (options: GcOptions) => Promise<GcReport>;
+
 /** Runs collections one at a time, and keeps the last report. */
 export class Collector extends SingleRun<GcReport> {
-  constructor(private readonly store: MetadataStore, private readonly driver: StorageDriver,
+  constructor(store: MetadataStore, private readonly driver: StorageDriver,
               private readonly uploads: UploadService, readonly settings: CollectorSettings,
-              private readonly hooks: Pick<GcOptions, 'onDelete' | 'onProgress' | 'onUnreadable'> = {}) {
+              private readonly hooks: Pick<GcOptions, 'onDelete' | 'onProgress' | 'onUnreadable'> = {},
+              private readonly collect: Collect = (options) => collectGarbage(store, driver, options)) {
     super();
   }
 
   /** Starts a collection, or joins the one running; one asked with other settings runs after it. */
   run(overrides: Partial<CollectorSettings> = {}): Promise<GcReport> {
     const settings = { ...this.settings, ...overrides };
-    return this.single(Object.keys(overrides).length === 0, () => collectGarbage(this.store, this.driver, {
+    return this.single(Object.keys(overrides).length === 0, () => this.collect({
       ...settings, ...this.hooks,
       purgeUploads: (idleBefore) => this.purgeIdleUploads(idleBefore),
     }), () => this.run(overrides));

@@ -47,11 +47,17 @@ export interface MetadataStore {
   /** Whether a revision is present in `name`: revision() without reading its media type. */
   hasRevision(name: string, digest: Digest): Promise<boolean>;
   revisions(name: string): Promise<Digest[]>;
+  /** A store that keeps a copy of each manifest's bytes answers a GET from it, with no storage read. */
+  manifest?(name: string, digest: Digest): Promise<{ mediaType: string; content: Buffer } | undefined>;
   blobLinked(name: string, digest: Digest): Promise<boolean>;
   layers(name: string): Promise<Digest[]>;
   referrers(name: string, subject: Digest): Promise<Digest[]>;
   /** Every repository holding manifests, sorted. */
   repositories(): Promise<string[]>;
+  /** When a tag was last pushed (written), or undefined when it is missing. */
+  tagPushedAt(name: string, tag: string): Promise<number | undefined>;
+  /** When a revision was last written (pushed again, or named by a tag or index), or undefined when it is not present. */
+  revisionWrittenAt(name: string, digest: Digest): Promise<number | undefined>;
   /** When a tag a cache wrote was last written or pulled (touchTag); undefined for other tags and missing ones. */
   tagUsedAt(name: string, tag: string): Promise<number | undefined>;
   /** Content size when stored, whatever links it. */

@@ -18,13 +18,13 @@ export interface RepositoryUsage {
   lastPush?: string;
 }
 
-interface ManifestEntry {
+export interface ManifestEntry {
   size: number;
   /** Blobs with their sizes, from the manifest's own descriptors. */
   blobs: Map<string, number>;
 }
 
-interface RepoEntry {
+export interface RepoEntry {
   tags: Map<string, number>;
   manifests: Map<string, ManifestEntry>;
   lastPush: number;
@@ -52,6 +52,11 @@ function entryFor(digest: Digest, content: Buffer): ManifestEntry {
   return { size: content.length, blobs };
 }
 
+/** Where the figures come from when not from a walk of storage (a database answers them in a few queries). */
+export interface UsageSource {
+  load(): Promise<Map<string, RepoEntry>>;
+}
+
 export class UsageIndex {
   private repos = new Map<string, RepoEntry>();
   /** Blob → the repositories referencing it, with how many of their manifests do. */
@@ -63,7 +68,7 @@ export class UsageIndex {
   /** Events arriving during a walk, applied again after it (one walk at a time). */
   private pending: MetadataEvent[] | undefined;
 
-  constructor(private readonly store: MetadataStore, private readonly driver: StorageDriver) {
+  constructor(private readonly store: MetadataStore, private readonly driver: StorageDriver, private readonly source?: UsageSource) {
     store.subscribe((event) => {
       // applied at once (quotas read these figures), and again after a walk in progress, which may
       // have read the repository before the change (every event applies idempotently)
@@ -97,8 +102,9 @@ export class UsageIndex {
   private async walk(): Promise<void> {
     this.pending = [];
     try {
-      const repos = new Map<string, RepoEntry>();
-      for (const name of await this.store.repositories()) repos.set(name, await this.read(name));
+      let repos = new Map<string, RepoEntry>();
+      if (this.source) repos = await this.source.load();
+      else for (const name of await this.store.repositories()) repos.set(name, await this.read(name));
       this.repos = repos;
       this.refs = new Map();
       for (const [name, repo] of repos) for (const m of repo.manifests.values()) this.addRefs(name, m);

@@ -25,17 +25,38 @@ export interface StartOptions {
   overrides?: Record<string, unknown>;
   driver?: StorageDriver;
   keepData?: boolean;
+  /** Keep the metadata in PostgreSQL (database.* overrides, e.g. freshDatabase().overrides). */
+  database?: Record<string, unknown>;
+}
+
+/**
+ * BERTH_TEST_METADATA=postgres runs every registry a test starts on a database of its own (the
+ * test server of test/helpers/postgres.ts), so the API suites check the database store.
+ */
+const databases = new Map<string, Promise<Record<string, unknown>>>();
+
+/** One database per storage root (registries restarted on it, or sharing it, see the same metadata). */
+async function metadataOverrides(options: StartOptions, root: string): Promise<Record<string, unknown>> {
+  if (options.database) return options.database;
+  if (process.env.BERTH_TEST_METADATA !== 'postgres' || options.driver) return {};
+  let db = databases.get(root);
+  if (!db) {
+    db = import('./postgres.js').then(async ({ freshDatabase }) => (await freshDatabase()).overrides);
+    databases.set(root, db);
+  }
+  return db;
 }
 
 export async function startRegistry(options: StartOptions = {}): Promise<TestRegistry> {
   const root = options.root ?? tempDir('registry-');
+  const metadata = await metadataOverrides(options, root);
   const config = loadConfig({
     env: {},
     overrides: {
       // a test that configures another driver (storage.s3.*) has no filesystem root
       ...(Object.keys(options.overrides ?? {}).some((k) => k.startsWith('storage.s3.')) ? {} : { 'storage.filesystem.rootdirectory': root }),
       'storage.delete.enabled': true, 'http.secret': 'test-secret',
-      'log.level': 'error', ...options.overrides,
+      'log.level': 'error', ...metadata, ...options.overrides,
     },
   });
   if (!options.driver) await loadDriver(config);

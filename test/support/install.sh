@@ -6,6 +6,7 @@
 #   docker-registry                             the reference registry (distribution 2.8, what registry:2 ships)
 #   ceph-mon, ceph-osd, radosgw, ceph-common    a real S3 server (Ceph's RADOS Gateway): test/support/s3.sh
 #   chromium                                    a real browser on /v2/_catalog
+#   postgresql                                  a real PostgreSQL (the database metadata store): test/support/postgres.sh
 #   jq, openssl, busybox-static                 building the offline test images
 #   apache2-utils (htpasswd), openssl, curl     credentials, certificates, readiness checks
 #
@@ -20,7 +21,7 @@ die() { echo "install.sh: error: $*" >&2; exit 1; }
 [[ $(id -u) -eq 0 ]] || die "must run as root: sudo bash $0"
 command -v apt-get >/dev/null || die "apt-get not found: install the packages listed in $0 by hand"
 
-PKGS=(skopeo podman buildah docker.io containerd runc docker-registry ceph-mon ceph-osd radosgw ceph-common chromium
+PKGS=(skopeo podman buildah docker.io containerd runc docker-registry ceph-mon ceph-osd radosgw ceph-common chromium postgresql
       jq openssl busybox-static apache2-utils curl ca-certificates tar gzip "$@")
 
 missing=()
@@ -52,6 +53,7 @@ fi
 for b in skopeo podman buildah dockerd containerd runc docker-registry ceph-mon ceph-osd radosgw radosgw-admin chromium jq openssl busybox htpasswd curl; do
   command -v "$b" >/dev/null || die "$b is missing after the install"
 done
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || die "PostgreSQL's initdb is missing after the install"
 [[ -x /usr/bin/docker ]] || die "/usr/bin/docker (Debian's docker CLI) is missing after the install"
 echo "install.sh: ready: skopeo $(skopeo --version | awk '{print $3}'), podman $(podman --version | awk '{print $3}')," \
   "buildah $(buildah --version | awk '{print $3}'), dockerd $(dockerd --version | awk '{print $3}' | tr -d ,)," \
