@@ -43,8 +43,7 @@ import { MemoryDriver } from './storage/memory.js';
 import { createPolicies, type Policies } from './policy/index.js';
 import { PULL_FLUSH_MS } from './policy/pulls.js';
 import type { S3Driver } from './storage/s3.js';
-import { openDatabase, type Database } from './db/index.js';
-import { registerDatabaseMetrics } from './db/metrics.js';
+import type { Database } from './db/index.js';
 
 /** How often a running registry looks for a new `berth gc` report. */
 export const GC_WATCH_MS = 5000;
@@ -91,14 +90,18 @@ export interface Services {
 }
 
 let s3Driver: typeof S3Driver | undefined;
+let databaseModules: { index: typeof import('./db/index.js'); metrics: typeof import('./db/metrics.js') } | undefined;
 
 /**
- * Loads the driver `config` names when it is not one built in: the S3 driver brings the AWS SDK
- * (about 20 MiB of memory and 150 ms of startup), which a registry on local disk does without.
- * Call it before createDriver or createApp.
+ * Loads what `config` names beyond the built-in parts: the S3 driver brings the AWS SDK (about
+ * 20 MiB of memory and 150 ms of startup), the database its client; a registry on local disk
+ * with link files does without both. Call it before createDriver or createApp.
  */
 export async function loadDriver(config: Config): Promise<void> {
   if (config.storage.driver === 's3') s3Driver ??= (await import('./storage/s3.js')).S3Driver;
+  if (config.database) {
+    databaseModules ??= { index: await import('./db/index.js'), metrics: await import('./db/metrics.js') };
+  }
 }
 
 export function createDriver(config: Config): StorageDriver {
@@ -128,7 +131,8 @@ export const S3_METADATA_TTL_MS = 10_000;
 export function createServices(config: Config, driver: StorageDriver = createDriver(config), hooks: ServiceHooks = {}): Services {
   const log = hooks.log;
   // with a database, it is the index (no link files); else link files, remembered on S3 where every read is a round trip
-  const database = config.database ? openDatabase(config.database, driver, config.storage.gc.graceMs, log) : undefined;
+  if (config.database && !databaseModules) throw new Error('the database client is not loaded: await loadDriver(config) before createServices');
+  const database = config.database ? databaseModules!.index.openDatabase(config.database, driver, config.storage.gc.graceMs, log) : undefined;
   const base: MetadataStore = database?.store ?? (driver.name === 's3'
     ? new CachedMetadataStore(new LinkMetadataStore(driver, persistStep(config.storage.gc.graceMs)), S3_METADATA_TTL_MS)
     : new LinkMetadataStore(driver, persistStep(config.storage.gc.graceMs)));
@@ -257,7 +261,7 @@ export function createApp(config: Config, log: Logger, driver?: StorageDriver): 
     },
   });
   const maintenanceMetrics = metrics ? registerMaintenanceMetrics(metrics.registry, services) : undefined;
-  if (metrics && services.database) registerDatabaseMetrics(metrics.registry, services.database);
+  if (metrics && services.database) databaseModules!.metrics.registerDatabaseMetrics(metrics.registry, services.database);
   if (metrics && services.policies) registerPolicyMetrics(metrics.registry, services.policies, services.usage);
   const lease = new HeartbeatLease(storage);
   const security = createSecurity(config, log);

@@ -6,6 +6,7 @@ import { strict as assert } from 'node:assert';
 import { after, before, describe, it } from 'node:test';
 import type { S3Driver } from '../../src/storage/s3.js';
 import { pushImage, startRegistry, type PushedImage, type TestRegistry } from '../helpers/registry.js';
+import { freshDatabase, needsPostgres } from '../helpers/postgres.js';
 import { needsS3, s3Bucket, s3Driver, s3Overrides, type S3Server } from '../helpers/s3.js';
 
 const skip = needsS3();
@@ -105,6 +106,37 @@ describe('S3 requests per registry request', { skip }, () => {
     assert.deepEqual(warm.ops, { GetObjectCommand: 1 });
     const missing = await cost(driver, () => expectStatus(`${registry.url}/v2/cost/app/manifests/nope`, 404, { headers: ACCEPT }));
     assert.deepEqual(missing.ops, { GetObjectCommand: 1 });
+  });
+
+  it('with the database, a cold manifest GET, by tag or digest, and a blob HEAD cost no S3 request', { skip: needsPostgres() }, async () => {
+    const db = await freshDatabase();
+    const { server: s, bucket: dbBucket } = await s3Bucket('costdb');
+    const overrides = s3Overrides(s, dbBucket);
+    const writer = await startRegistry({ overrides, database: db.overrides });
+    const readerDriver = s3Driver(s, dbBucket);
+    let reader: TestRegistry | undefined;
+    try {
+      const pushed = await pushImage(writer.url, 'cost/db', 'v1', 'cost-db');
+      reader = await startRegistry({ driver: readerDriver, overrides, database: db.overrides }); // a fresh process: nothing cached
+      const base = `${reader.url}/v2/cost/db`;
+      const byTag = await cost(readerDriver, () => expectStatus(`${base}/manifests/v1`, 200, { headers: ACCEPT }));
+      assert.equal(byTag.total, 0, JSON.stringify(byTag));
+      const byDigest = await cost(readerDriver, () => expectStatus(`${base}/manifests/${pushed.digest}`, 200, { headers: ACCEPT }));
+      assert.equal(byDigest.total, 0, JSON.stringify(byDigest));
+      for (const blob of [pushed.config, ...pushed.layers]) {
+        const head = await cost(readerDriver, () => expectStatus(`${base}/blobs/${blob}`, 200, { method: 'HEAD' }));
+        assert.equal(head.total, 0, JSON.stringify(head));
+      }
+      const tags = await cost(readerDriver, () => expectStatus(`${base}/tags/list`, 200));
+      assert.equal(tags.total, 0, JSON.stringify(tags));
+      const catalog = await cost(readerDriver, () => expectStatus(`${reader!.url}/v2/_catalog`, 200));
+      assert.equal(catalog.total, 0, JSON.stringify(catalog));
+    } finally {
+      await reader?.close();
+      await writer.close();
+      readerDriver.client.destroy();
+      await db.drop();
+    }
   });
 
   it('the catalog of 1,500 repositories costs one listing per repository cold and none while cached', async () => {

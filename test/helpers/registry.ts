@@ -59,7 +59,7 @@ export async function startRegistry(options: StartOptions = {}): Promise<TestReg
       'log.level': 'error', ...metadata, ...options.overrides,
     },
   });
-  if (!options.driver) await loadDriver(config);
+  await loadDriver(config); // the S3 driver (unless one is given) and the database client, when configured
   // BERTH_TEST_LOG=debug shows the registry's log on stderr
   const app = createApp(config, pino({ level: process.env.BERTH_TEST_LOG ?? 'silent' }, pino.destination(2)), options.driver);
   await app.start();
