@@ -1,0 +1,57 @@
+// The catalog's cached walk: another process's repositories show within twice the TTL (a copy
+// older than the TTL is served while a new walk runs behind it), and what this process creates
+// or deletes while a walk runs is not undone by that walk's result.
+import { strict as assert } from 'node:assert';
+import { describe, it } from 'node:test';
+import { CatalogService } from '../../src/registry/catalog.js';
+import { MemoryDriver } from '../../src/storage/memory.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const repo = (driver: MemoryDriver, name: string) =>
+  driver.putContent(`/docker/registry/v2/repositories/${name}/_manifests/revisions/sha256/${'a'.repeat(64)}/link`, `sha256:${'a'.repeat(64)}`);
+
+/** A driver whose listings wait for `release` while `held` is set. */
+class GatedDriver extends MemoryDriver {
+  held: Promise<void> | undefined;
+  override async list(path: string): Promise<string[]> {
+    const names = await super.list(path);
+    await this.held;
+    return names;
+  }
+}
+
+describe('catalog', () => {
+  it('serves a copy past its TTL while walking again, and waits once it is twice as old', async () => {
+    const driver = new MemoryDriver();
+    await repo(driver, 'one');
+    const catalog = new CatalogService(driver, 500);
+    assert.deepEqual(await catalog.list(), ['one']);
+    await repo(driver, 'two'); // written by another process
+    assert.deepEqual(await catalog.list(), ['one'], 'within the TTL: the copy');
+    await sleep(600);
+    assert.deepEqual(await catalog.list(), ['one'], 'past the TTL: the copy at once, a walk behind it');
+    await sleep(50);
+    assert.deepEqual(await catalog.list(), ['one', 'two']);
+    await repo(driver, 'three');
+    await sleep(1100);
+    assert.deepEqual(await catalog.list(), ['one', 'three', 'two'], 'twice the TTL: the walk is awaited');
+  });
+
+  it('keeps what this process created and deleted while a walk ran', async () => {
+    const driver = new GatedDriver();
+    await repo(driver, 'kept');
+    await repo(driver, 'gone');
+    const catalog = new CatalogService(driver, 10);
+    let release!: () => void;
+    driver.held = new Promise((resolve) => { release = resolve; });
+    const walking = catalog.list(); // the first walk: awaited, and held
+    await sleep(10);
+    await repo(driver, 'new');
+    catalog.add('new'); // pushed here while the walk, which already listed the root, runs
+    catalog.remove('gone');
+    release();
+    driver.held = undefined;
+    assert.deepEqual(await walking, ['kept', 'new']);
+    assert.deepEqual(await catalog.list(), ['kept', 'new']);
+  });
+});
