@@ -8,7 +8,7 @@
 // (review.ts) after the grace period; a push that references it again cancels that.
 import { isNotFound, type StorageDriver } from '../storage/driver.js';
 import { nameUnknown, RegistryError } from '../registry/errors.js';
-import { lockKeys as K, type LockRequest } from '../registry/locks.js';
+import { excl, linking, lockKeys as K, shared, type LockRequest } from '../registry/locks.js';
 import type { ManifestRecord, MetadataEvent, MetadataStore, MissingReference } from '../registry/metadata.js';
 import { parseDigest, type Digest } from '../registry/names.js';
 import { paths } from '../registry/paths.js';
@@ -19,14 +19,6 @@ import { ensureRepository, markHasManifests, queueBlobs, queueManifests, removeM
 export interface PgStoreOptions {
   /** How long unreferenced content and untagged manifests wait in the review queues (storage.maintenance.gc.grace). */
   graceMs: number;
-}
-
-const shared = (key: string): LockRequest => ({ key, mode: 'shared' });
-const excl = (key: string): LockRequest => ({ key, mode: 'exclusive' });
-
-/** What making content reachable from a repository locks (as with link files). */
-function linking(name: string, digest: Digest): LockRequest[] {
-  return [shared(K.repository(name)), excl(K.layer(name, digest.toString())), shared(K.blob(digest.toString()))];
 }
 
 /** What a manifest's document says of its type, leniently (for the referrers API and listings). */

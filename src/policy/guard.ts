@@ -10,7 +10,7 @@
 // its bytes and tags) and each namespace with a repository limit the repository lies under. So
 // two pushes racing for the last bytes, the last tag or the last repository of a namespace are
 // ordered, and the second sees what the first used.
-import { KeyedLocks, type LockRequest } from '../registry/locks.js';
+import { excl, KeyedLocks, type LockRequest } from '../registry/locks.js';
 import { RegistryError } from '../registry/errors.js';
 import type { ManifestRecord, MetadataEvent, MetadataStore, MissingReference } from '../registry/metadata.js';
 import type { Digest } from '../registry/names.js';
@@ -19,7 +19,6 @@ import type { UsageIndex } from '../registry/usage.js';
 import type { QuotaLedger } from './quota.js';
 import type { PolicySet } from './rules.js';
 
-const excl = (key: string): LockRequest => ({ key, mode: 'exclusive' });
 
 export class GuardedMetadataStore implements MetadataStore {
   private readonly locks = new KeyedLocks();

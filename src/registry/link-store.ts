@@ -10,7 +10,7 @@ import { readLink } from './blobs.js';
 import { walkRepositories } from './catalog.js';
 import { nameUnknown, RegistryError } from './errors.js';
 import { ValidatedReads } from './link-cache.js';
-import { KeyedLocks, lockKeys as K, type LockRequest, type Locker } from './locks.js';
+import { excl, KeyedLocks, linking, lockKeys as K, shared, type LockRequest, type Locker } from './locks.js';
 import { storedMediaType } from './media-types.js';
 import type { ManifestRecord, MetadataEvent, MetadataStore, MissingReference } from './metadata.js';
 import { parseDigest, type Digest } from './names.js';
@@ -458,14 +458,6 @@ export class LinkMetadataStore implements MetadataStore {
     this.used.set(key, { at: now, persisted: persist ? now : entry!.persisted });
     if (persist) await this.driver.touch(paths.blobData(digest));
   }
-}
-
-const shared = (key: string): LockRequest => ({ key, mode: 'shared' });
-const excl = (key: string): LockRequest => ({ key, mode: 'exclusive' });
-
-/** What making content reachable from a repository locks. */
-function linking(name: string, digest: Digest): LockRequest[] {
-  return [shared(K.repository(name)), excl(K.layer(name, digest.toString())), shared(K.blob(digest.toString()))];
 }
 
 /** A link file's digest; undefined when it does not hold one. */

@@ -105,3 +105,12 @@ export const lockKeys = {
   layer: (name: string, digest: string) => `layer:${name}@${digest}`,
   blob: (digest: string) => `blob:${digest}`,
 };
+
+export const shared = (key: string): LockRequest => ({ key, mode: 'shared' });
+export const excl = (key: string): LockRequest => ({ key, mode: 'exclusive' });
+
+/** What making content reachable from a repository locks (a blob commit or mount), in every store. */
+export function linking(name: string, digest: { toString(): string }): LockRequest[] {
+  const d = digest.toString();
+  return [shared(lockKeys.repository(name)), excl(lockKeys.layer(name, d)), shared(lockKeys.blob(d))];
+}
