@@ -62,6 +62,8 @@ export class BlobFill {
   private flushed = 0;
   private flushTimer: NodeJS.Timeout | undefined;
   private state: State = 'running';
+  /** Every byte arrived and matched the digest: no reader joins the live ones any more. */
+  private arrived = false;
   private error: Error | undefined;
   private readonly waiters: { at: number; wake: () => void }[] = [];
   private readonly id = randomUUID();
@@ -149,23 +151,29 @@ export class BlobFill {
         this.onBytes(batched);
         sink.uncork();
       }
+      if (size >= 0 && this.received !== size) {
+        throw new UpstreamFailure(this.upstream, `announced ${size} bytes for ${this.digest} but sent ${this.received}: not kept`);
+      }
+      const actual = hash.digest('hex');
+      if (actual !== this.digest.hex) {
+        throw new UpstreamFailure(this.upstream, `sent bytes whose digest is ${this.digest.algorithm}:${actual}, not ${this.digest}: not kept`);
+      }
+      // every byte arrived and matched: the live readers send their last byte now, while the
+      // file's last writes, its flush and the rename of the commit follow
+      this.arrived = true;
+      this.flushLive();
+      this.finishLive();
       await new Promise<void>((resolve, reject) => sink.end((err?: Error | null) => (err ? reject(err) : resolve())));
     } catch (err) {
       sink.destroy();
       if (err instanceof UpstreamFailure) throw err;
-      throw new UpstreamFailure(this.upstream, `stopped sending ${this.digest} after ${this.written} bytes: ${(err as Error).message}`);
+      throw new UpstreamFailure(this.upstream, `stopped sending ${this.digest} after ${this.received} bytes: ${(err as Error).message}`);
     }
-    if (size >= 0 && this.written !== size) {
-      throw new UpstreamFailure(this.upstream, `announced ${size} bytes for ${this.digest} but sent ${this.written}: not kept`);
+    if (this.written !== this.received) {
+      throw new UpstreamFailure(this.upstream, `${this.digest}: ${this.received} bytes arrived but ${this.written} reached the file: not kept`);
     }
-    const actual = hash.digest('hex');
-    if (actual !== this.digest.hex) {
-      throw new UpstreamFailure(this.upstream, `sent bytes whose digest is ${this.digest.algorithm}:${actual}, not ${this.digest}: not kept`);
-    }
-    // readers may send the last bytes now: the flush and rename of the commit need not delay them
+    // readers of the file may send the last bytes now: the flush and rename of the commit need not delay them
     this.state = 'verified';
-    this.flushLive();
-    this.finishLive();
     this.wakeAll();
     await this.store.commitBlob(this.name, this.digest, this.temp);
     await this.driver.delete(paths.uploadDir(this.name, this.id));
@@ -193,7 +201,7 @@ export class BlobFill {
         continue;
       }
       if (complete) return;
-      if (pos === this.flushed && this.state === 'running') {
+      if (pos === this.flushed && this.state === 'running' && !this.arrived) {
         // at the head of the stream: take the next chunks from memory
         const sent = await this.goLive(dest, pos);
         if (sent === undefined) return;
