@@ -24,15 +24,16 @@ COPY --from=build /src/package.json ./package.json
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist/src ./dist/src
 COPY --from=build /src/dist/ui ./dist/ui
+COPY bin ./bin
 COPY docker/config.yml /etc/docker/registry/config.yml
 COPY docker/entrypoint.sh /entrypoint.sh
 # `berth` on PATH, and `registry` for registry:2's commands (registry garbage-collect CONFIG).
 # Runs as root, as registry:2 does, so that its existing (root-owned) data directories work as
 # they are. The volume belongs to uid 1000 so that `--user 1000:1000` works on a fresh volume.
-RUN chmod 755 /entrypoint.sh /app/dist/src/cli.js \
+RUN chmod 755 /entrypoint.sh /app/bin/berth /app/dist/src/cli.js \
   && mkdir -p /usr/local/bin /var/lib/registry \
-  && ln -sf /app/dist/src/cli.js /usr/local/bin/berth \
-  && ln -sf /app/dist/src/cli.js /usr/local/bin/registry \
+  && ln -sf /app/bin/berth /usr/local/bin/berth \
+  && ln -sf /app/bin/berth /usr/local/bin/registry \
   && chown 1000:1000 /var/lib/registry
 VOLUME ["/var/lib/registry"]
 EXPOSE 5000

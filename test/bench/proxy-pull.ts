@@ -1,7 +1,8 @@
 // Cold and warm pulls of a 200 MiB image through the pull-through cache, against pulling the
 // same image straight from the upstream and pulling an image pushed to Berth itself, in one run.
 // The upstream is the reference registry with htpasswd; Berth runs as its own process; skopeo
-// copies to a local directory (no unpacking, so the transfer is what is measured).
+// copies to a local directory (no unpacking, so the transfer is what is measured). Berth is
+// started as the `berth` command is (bin/berth, with its Node.js settings).
 //
 //   npm run build && node dist/test/bench/proxy-pull.js [ROUNDS]
 import { rmSync } from 'node:fs';
@@ -24,6 +25,7 @@ async function timed(source: string, flags: string[]): Promise<number> {
   const out = join(work, 'out');
   rmSync(out, { recursive: true, force: true });
   await run('mkdir', ['-p', out]);
+  await run('sync', []); // what the previous copies left dirty is written out before, not during, this one
   const started = process.hrtime.bigint();
   await run('skopeo', ['copy', '--quiet', ...flags, source, `dir:${out}`]);
   return Number(process.hrtime.bigint() - started) / 1e9;

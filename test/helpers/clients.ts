@@ -12,6 +12,12 @@ export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..
 /** Scripts that install and run the real clients and servers: see test/support/*.sh. */
 export const SUPPORT = join(PROJECT_ROOT, 'test/support');
 export const CLI = join(PROJECT_ROOT, 'dist/src/cli.js');
+/** The `berth` command as installed (bin/berth): the CLI under the Node.js settings it is measured with. */
+export const LAUNCHER = join(PROJECT_ROOT, 'bin/berth');
+/** The environment for LAUNCHER: this Node.js first on PATH. */
+export function launcherEnv(env: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return { ...process.env, ...env, PATH: `${dirname(process.execPath)}:${env.PATH ?? process.env.PATH ?? ''}` };
+}
 
 export function run(command: string, args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 300_000): Promise<string> {
   return new Promise((resolvePromise, reject) => {
@@ -95,8 +101,8 @@ export interface BerthProcess {
 /** Starts `berth serve` as its own process, as a user would. */
 export async function startBerth(root: string, env: NodeJS.ProcessEnv = {}, args: string[] = []): Promise<BerthProcess> {
   const port = await freePort();
-  const child = spawn(process.execPath, [CLI, 'serve', '--addr', `127.0.0.1:${port}`, '--root', root, ...args], {
-    env: { ...process.env, REGISTRY_HTTP_SECRET: 'e2e-secret', REGISTRY_STORAGE_DELETE_ENABLED: 'true', ...env },
+  const child = spawn(LAUNCHER, ['serve', '--addr', `127.0.0.1:${port}`, '--root', root, ...args], {
+    env: launcherEnv({ REGISTRY_HTTP_SECRET: 'e2e-secret', REGISTRY_STORAGE_DELETE_ENABLED: 'true', ...env }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const cancel = atExit(() => { if (child.exitCode === null) child.kill('SIGKILL'); });

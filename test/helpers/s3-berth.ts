@@ -5,7 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { CLI, freePort, waitForRegistry } from './clients.js';
+import { freePort, LAUNCHER, launcherEnv, waitForRegistry } from './clients.js';
 import type { S3Server } from './s3.js';
 import { atExit } from './scratch.js';
 
@@ -43,7 +43,7 @@ storage:
     secretkey: ${s.secretKey}
     secure: false
 ${storageExtra}`);
-  const child = spawn(process.execPath, [CLI, 'serve', '--config', config], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(LAUNCHER, ['serve', '--config', config], { env: launcherEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   const cancel = atExit(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
   child.once('exit', cancel);
   let output = '';
