@@ -103,8 +103,9 @@ function insertSorted(names: string[], name: string): void {
 
 /** Walks `repositories/` for directories holding `marker` (`_manifests`: a repository with content). */
 export async function walkRepositories(driver: StorageDriver, marker: string): Promise<string[]> {
-  const found: string[] = [];
   const root = paths.repositoriesRoot();
+  if (driver.findFolders) return driver.findFolders(root, marker);
+  const found: string[] = [];
   let queue: string[] = [''];
   while (queue.length > 0) {
     const next: string[] = [];

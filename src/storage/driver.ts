@@ -52,6 +52,11 @@ export interface StorageDriver {
   delete(path: string): Promise<void>;
   /** Whether the driver can answer a read (readiness). */
   ping(): Promise<void>;
+  /**
+   * Folders below `path` (relative to it, sorted) holding an entry named `marker`, not entering
+   * entries that start with `_` or `.`: for drivers with a faster way than listing folder by folder.
+   */
+  findFolders?(path: string, marker: string): Promise<string[]>;
   /** A URL clients may download the file from directly (presigned), for drivers that have one. */
   downloadUrl?(path: string): Promise<string>;
 }

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { checkPath, PathNotFoundError, type FileInfo, type StorageDriver } from './driver.js';
+import { FolderWalker } from './folder-walk.js';
 
 export class FilesystemDriver implements StorageDriver {
   readonly name = 'filesystem';
@@ -13,8 +14,13 @@ export class FilesystemDriver implements StorageDriver {
   /** Blob sends in progress: their buffers share one memory budget. */
   private copies = 0;
   private readonly unflushed = new Unflushed();
+  private readonly walker = new FolderWalker();
 
   constructor(private readonly root: string) {}
+
+  findFolders(path: string, marker: string): Promise<string[]> {
+    return this.walker.find(this.full(path), marker);
+  }
 
   private full(path: string): string {
     checkPath(path);

@@ -1,9 +1,14 @@
 // The catalog's cached walk: another process's repositories show within twice the TTL (a copy
 // older than the TTL is served while a new walk runs behind it), and what this process creates
-// or deletes while a walk runs is not undone by that walk's result.
+// or deletes while a walk runs is not undone by that walk's result. On disk, the walk runs on a
+// worker thread and finds what the folder-by-folder walk finds.
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
-import { CatalogService } from '../../src/registry/catalog.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CatalogService, walkRepositories } from '../../src/registry/catalog.js';
+import { FilesystemDriver } from '../../src/storage/filesystem.js';
 import { MemoryDriver } from '../../src/storage/memory.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -53,5 +58,32 @@ describe('catalog', () => {
     driver.held = undefined;
     assert.deepEqual(await walking, ['kept', 'new']);
     assert.deepEqual(await catalog.list(), ['kept', 'new']);
+  });
+});
+
+describe('the filesystem walk on a worker thread (findFolders)', () => {
+  it('finds what the folder-by-folder walk finds: nested names, no _ or . folders, files and a missing root skipped', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'berth-walk-'));
+    const driver = new FilesystemDriver(root);
+    const base = '/docker/registry/v2/repositories';
+    assert.deepEqual(await driver.findFolders(base, '_manifests'), [], 'no repositories folder yet');
+    const put = (path: string) => driver.putContent(`${base}/${path}`, 'x', { durable: false });
+    await put(`web/_manifests/tags/v1/current/link`);
+    await put(`library/alpine/_manifests/revisions/link`);
+    await put(`library/alpine/sub/_manifests/x`); // a repository below another one's name
+    await put(`org/team/deep/app/_manifests/x`);
+    await put(`org/_hidden/_manifests/x`);
+    await put(`org/.tmp/_manifests/x`);
+    await put(`uploads-only/_uploads/u/startedat`);
+    await put(`stray-file`);
+    const walked = await driver.findFolders(base, '_manifests');
+    assert.deepEqual(walked, ['library/alpine', 'library/alpine/sub', 'org/team/deep/app', 'web']);
+    // the generic walk (any driver without findFolders) agrees
+    const generic = Object.create(driver, { findFolders: { value: undefined } }) as FilesystemDriver;
+    assert.deepEqual(await walkRepositories(generic, '_manifests'), walked);
+    assert.deepEqual(await driver.findFolders(base, '_uploads'), ['uploads-only']);
+    // many walks at once share the one worker
+    const many = await Promise.all(Array.from({ length: 8 }, () => driver.findFolders(base, '_manifests')));
+    for (const names of many) assert.deepEqual(names, walked);
   });
 });
