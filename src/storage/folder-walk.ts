@@ -23,6 +23,7 @@ export class FolderWalker {
   /** Folders below `root` (relative to it, sorted) that hold an entry named `marker`; entries starting with `_` or `.` are not entered. */
   find(root: string, marker: string): Promise<string[]> {
     const worker = this.start();
+    worker.ref(); // a walk in progress keeps the process alive, as a listing through the thread pool would
     const id = this.next++;
     return new Promise<string[]>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
@@ -35,7 +36,6 @@ export class FolderWalker {
     this.idle = undefined;
     if (this.worker) return this.worker;
     const worker = new Worker(new URL('./folder-walk-worker.js', import.meta.url));
-    worker.unref(); // a walk in progress does not keep the process alive, as a listing would not
     worker.on('message', ({ id, names, error }: { id: number; names?: string[]; error?: { message: string; code?: string } }) => {
       const waiting = this.pending.get(id);
       if (!waiting) return;
@@ -54,6 +54,7 @@ export class FolderWalker {
   private settle(): void {
     if (this.pending.size > 0 || !this.worker) return;
     const worker = this.worker;
+    worker.unref(); // an idle worker does not keep the process alive
     this.idle = setTimeout(() => {
       if (this.worker === worker && this.pending.size === 0) {
         this.worker = undefined;
