@@ -23,7 +23,9 @@ import { LinkMetadataStore } from './registry/link-store.js';
 import { CachedMetadataStore } from './registry/cached-metadata.js';
 import { Collector, HeartbeatLease, UploadFiguresCache } from './registry/maintenance.js';
 import { ManifestService } from './registry/manifests.js';
-import type { MetadataStore } from './registry/metadata.js';
+import type { EventRelay, MetadataStore } from './registry/metadata.js';
+import type { Locker } from './registry/locks.js';
+import type { Registry } from 'prom-client';
 import { ReferrersService, type UnreadableReporter } from './registry/referrers.js';
 import { TagService } from './registry/tags.js';
 import { UploadService } from './registry/uploads.js';
@@ -117,7 +119,20 @@ function persistStep(graceMs: number): number {
   return Math.max(0, Math.min(60_000, Math.floor(graceMs / 4)));
 }
 
+/** How one of several processes serving one registry (`http.workers`) works with the others. */
+export interface Coordination {
+  /** Locks shared by every worker. */
+  locks: Locker;
+  /** Metadata events shared by every worker. */
+  relay: EventRelay;
+  /** Whether this process runs the scheduled work (collection, purges, retention, expiry). */
+  leader: boolean;
+  /** The whole registry's metrics, for /metrics. */
+  metrics(registry: Registry): () => Promise<{ text: string; contentType: string }>;
+}
+
 export interface ServiceHooks {
+  coordination?: Coordination;
   onUnreadable?: UnreadableReporter;
   log?: Logger;
   proxyMetrics?: CacheObserver & UpstreamObserver;
@@ -133,9 +148,9 @@ export function createServices(config: Config, driver: StorageDriver = createDri
   // with a database, it is the index (no link files); else link files, remembered on S3 where every read is a round trip
   if (config.database && !databaseModules) throw new Error('the database client is not loaded: await loadDriver(config) before createServices');
   const database = config.database ? databaseModules!.index.openDatabase(config.database, driver, config.storage.gc.graceMs, log) : undefined;
-  const base: MetadataStore = database?.store ?? (driver.name === 's3'
-    ? new CachedMetadataStore(new LinkMetadataStore(driver, persistStep(config.storage.gc.graceMs)), S3_METADATA_TTL_MS)
-    : new LinkMetadataStore(driver, persistStep(config.storage.gc.graceMs)));
+  const { coordination } = hooks;
+  const links = () => new LinkMetadataStore(driver, persistStep(config.storage.gc.graceMs), coordination?.locks, coordination?.relay);
+  const base: MetadataStore = database?.store ?? (driver.name === 's3' ? new CachedMetadataStore(links(), S3_METADATA_TTL_MS) : links());
   const usage = new UsageIndex(base, driver, database?.usage);
   // client writes go through the policies' write guard; collection, retention and the cache's copies do not
   const { policies, store } = createPolicies(config, base, usage, driver, {
@@ -248,12 +263,15 @@ export function createTokenListener(tokenServer: TokenServer, path: string, log:
   });
 }
 
-export function createApp(config: Config, log: Logger, driver?: StorageDriver): App {
+export function createApp(config: Config, log: Logger, driver?: StorageDriver, coordination?: Coordination): App {
   const baseDriver = driver ?? createDriver(config);
   const metrics = config.debug.prometheus ? new Metrics(() => lastGcReport(baseDriver)) : undefined;
+  if (metrics && coordination) metrics.gather = coordination.metrics(metrics.registry);
+  // with several workers, one of them runs the scheduled work
+  const leader = coordination?.leader ?? true;
   const storage = metrics ? instrumentDriver(baseDriver, metrics) : baseDriver;
   const services = createServices(config, storage, {
-    log,
+    log, coordination,
     proxyMetrics: metrics && config.proxy.upstreams.length > 0 ? registerProxyMetrics(metrics.registry) : undefined,
     onUnreadable: (name, digest, reason) => {
       maintenanceMetrics?.unreadable.inc();
@@ -291,7 +309,7 @@ export function createApp(config: Config, log: Logger, driver?: StorageDriver): 
         await database.ready(log);
         log.info({ database: describeDatabase(database.config), pool: database.config.pool.maxOpen }, 'metadata index: PostgreSQL');
       }
-      if (purging.enabled && !config.storage.readOnly) {
+      if (purging.enabled && !config.storage.readOnly && leader) {
         const purge = () => purgeUploads(services, purging.ageMs, purging.dryRun, log)
           .catch((err) => log.error({ err }, 'upload purging failed'));
         timers.push(setTimeout(purge, Math.min(purging.intervalMs, 60_000)).unref());
@@ -299,7 +317,7 @@ export function createApp(config: Config, log: Logger, driver?: StorageDriver): 
       }
       health?.start();
       const cache = services.cache;
-      if (cache && !config.storage.readOnly) {
+      if (cache && !config.storage.readOnly && leader) {
         const upstreams = config.proxy.upstreams;
         log.info({ upstreams: upstreams.map((u) => ({ prefix: u.prefix ? `${u.prefix}/` : '(default)', remoteurl: u.remoteUrl,
           auth: u.username ? 'credentials' : 'anonymous', ttl: u.ttlMs / 1000, tagttl: u.tagTtlMs / 1000 })) }, 'pull-through cache');
@@ -307,7 +325,7 @@ export function createApp(config: Config, log: Logger, driver?: StorageDriver): 
         const expire = () => cache.expire().catch((err) => log.error({ err }, 'expiry of cached tags failed'));
         timers.push(setInterval(expire, every).unref());
       }
-      await notifier.start();
+      if (leader) await notifier.start(); // picks up what earlier runs spooled
       if (!config.storage.readOnly) await lease.start();
       services.usage.ready().catch((err) => log.error({ err }, 'usage index could not be built'));
       // the web UI's files are read now, so that a missing build is said at startup, not on a browser's first visit
@@ -321,7 +339,7 @@ export function createApp(config: Config, log: Logger, driver?: StorageDriver): 
         services.usage.rebuild().catch((err) => log.error({ err }, 'usage index could not be rebuilt'));
       });
       const gc = config.storage.gc;
-      if (gc.enabled && !config.storage.readOnly) {
+      if (gc.enabled && !config.storage.readOnly && leader) {
         const run = () => collector.run().catch((err) => log.error({ err }, 'garbage collection failed'));
         timers.push(setInterval(run, gc.intervalMs).unref());
         if (database) timers.push(startReviews(database, gc, log));
@@ -341,7 +359,7 @@ export function createApp(config: Config, log: Logger, driver?: StorageDriver): 
       // changes made by other processes sharing the storage reach the usage figures at least this often
       timers.push(setInterval(() => void services.usage.rebuild().catch(() => undefined), USAGE_REFRESH_MS).unref());
       const policies = services.policies;
-      if (policies) timers.push(...startPolicies(policies, config, log));
+      if (policies) timers.push(...startPolicies(policies, config, log, leader));
     },
     stop: async () => {
       timers.forEach(clearTimeout);
@@ -371,7 +389,7 @@ function startReviews(database: Database, gc: Config['storage']['gc'], log: Logg
 }
 
 /** Scheduled retention and the periodic write of pull times; returns their timers. */
-function startPolicies(policies: Policies, config: Config, log: Logger): NodeJS.Timeout[] {
+function startPolicies(policies: Policies, config: Config, log: Logger, leader: boolean): NodeJS.Timeout[] {
   const timers: NodeJS.Timeout[] = [];
   const { set, retention, pulls } = policies;
   log.info({ rules: set.rules.length, retention: set.hasRetention, quotas: set.hasQuotas,
@@ -382,7 +400,7 @@ function startPolicies(policies: Policies, config: Config, log: Logger): NodeJS.
       report.dryRun ? 'retention (dry run) done: nothing was removed' : 'retention done');
   });
   if (pulls) timers.push(setInterval(() => void pulls.flush().catch((err) => log.warn({ err }, 'pull times could not be written')), PULL_FLUSH_MS).unref());
-  if (set.hasRetention && config.policies.intervalMs > 0) {
+  if (set.hasRetention && config.policies.intervalMs > 0 && leader) {
     if (config.storage.readOnly) {
       log.warn('storage is read-only: retention does not run');
     } else {

@@ -9,6 +9,8 @@ import { DataDirectoryError, prepareDataDirectory } from './config/root.js';
 import { createLogger } from './log.js';
 import { closeConnections } from './http/listener.js';
 import { VERSION } from './version.js';
+import { servePrimary, startsWorkers, workerCoordination, workersRefusal } from './cluster/serve.js';
+import type { ListenSpec } from './cluster/primary.js';
 
 
 const MAIN_HELP = `berth ${VERSION} — a container image registry (OCI Distribution API, a drop-in for registry:2)
@@ -54,6 +56,8 @@ Options:
       --delete        allow DELETE of manifests and blobs (storage.delete.enabled)
       --read-only     refuse pushes and deletes (storage.maintenance.readonly.enabled)
       --log-level L   error, warn, info or debug (log.level; default info)
+  -w, --workers N     serve from N processes (http.workers; 0: one per CPU core; default 1):
+                      they share the port, their locks and their caches' invalidations
   -h, --help          show this help
 
 Metadata in PostgreSQL (see docs/operations.md#postgresql):
@@ -122,6 +126,7 @@ function configFrom(values: Record<string, unknown>, positionals: string[]): Con
   if (values.delete) overrides['storage.delete.enabled'] = true;
   if (values['read-only']) overrides['storage.maintenance.readonly.enabled'] = true;
   if (values['log-level']) overrides['log.level'] = values['log-level'];
+  if (values.workers !== undefined) overrides['http.workers'] = values.workers;
   // as registry:2: the first argument, else REGISTRY_CONFIGURATION_PATH (which the container image sets)
   const file = (values.config as string | undefined) ?? positionals[0] ?? (process.env.REGISTRY_CONFIGURATION_PATH || undefined);
   try {
@@ -155,12 +160,41 @@ function listenTarget(config: Config): { port?: number; host?: string; path?: st
   return parseAddr(config.http.addr, 'http.addr');
 }
 
+/** The ports `serve` listens on, with what it says once listening and when it cannot. */
+function listenSpecs(config: Config, log: ReturnType<typeof createLogger>): ListenSpec[] {
+  const specs: ListenSpec[] = [{
+    name: 'main', addr: config.http.addr, target: listenTarget(config),
+    listening: () => log.info({ addr: config.http.addr, tls: !!config.tls, auth: config.auth.htpasswd ? 'htpasswd' : config.auth.token || config.tokenServer.enabled ? 'token' : 'none', storage: config.storage.driver, root: config.storage.driver === 'filesystem' ? config.storage.rootDirectory : undefined,
+      bucket: config.storage.s3?.bucket, redirect: config.storage.s3 ? config.storage.redirect : undefined,
+      delete: config.storage.deleteEnabled, readOnly: config.storage.readOnly, ui: config.ui.enabled,
+      workers: config.http.workers > 1 ? config.http.workers : undefined, version: VERSION }, 'berth is listening'),
+    failed: (err) => err.code === 'EADDRINUSE' ? `${config.http.addr} is already in use: stop the other server or set --addr / REGISTRY_HTTP_ADDR`
+      : `cannot listen on ${config.http.addr}: ${err.message}`,
+  }];
+  if (config.debug.addr) {
+    specs.push({
+      name: 'debug', addr: config.debug.addr, target: parseAddr(config.debug.addr, 'http.debug.addr'),
+      listening: () => log.info({ addr: config.debug.addr, metrics: config.debug.prometheus }, 'debug listener is listening'),
+      failed: (err) => `debug listener cannot listen on ${config.debug.addr}: ${err.message}`,
+    });
+  }
+  if (config.tokenServer.enabled && config.tokenServer.addr) {
+    specs.push({
+      name: 'token', addr: config.tokenServer.addr, target: parseAddr(config.tokenServer.addr, 'tokenserver.addr'),
+      listening: () => log.info({ addr: config.tokenServer.addr, path: config.tokenServer.path }, 'token server is listening'),
+      failed: (err) => `token server cannot listen on ${config.tokenServer.addr}: ${err.message}`,
+    });
+  }
+  return specs;
+}
+
 async function serve(argv: string[]): Promise<void> {
+  let shutdown = (reason: string): void => fatal(`stopping before the registry served: ${reason}`);
   const { values, positionals } = parseArgs({
     args: argv, allowPositionals: true, options: {
       config: { type: 'string', short: 'c' }, addr: { type: 'string', short: 'a' }, root: { type: 'string', short: 'r' },
       delete: { type: 'boolean' }, 'read-only': { type: 'boolean' }, 'log-level': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
+      workers: { type: 'string', short: 'w' }, help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) {
@@ -168,51 +202,60 @@ async function serve(argv: string[]): Promise<void> {
     return;
   }
   const config = configFrom(values, positionals);
-  const log = createLogger(config);
-  for (const note of config.ignored) log.warn(`configuration: ${note}`);
-  if (config.http.secretGenerated) {
-    log.warn('http.secret is not set: a random one is used; set the same http.secret on every process sharing this storage');
+  let log = createLogger(config);
+  const worker = workerCoordination(() => shutdown('the primary process is gone'));
+  if (worker) log = log.child({ worker: worker.slot });
+  else {
+    for (const note of config.ignored) log.warn(`configuration: ${note}`);
+    if (config.http.secretGenerated) {
+      log.warn('http.secret is not set: a random one is used; set the same http.secret on every process sharing this storage');
+    }
   }
-  const target = listenTarget(config);
+  const specs = listenSpecs(config, log);
+  if (startsWorkers(config)) {
+    const refusal = workersRefusal(config);
+    if (refusal) fatal(`configuration error: ${refusal}`);
+    await checkStorage(config);
+    process.exit(await servePrimary(config, log, specs));
+  }
   await checkStorage(config);
-  const app = createApp(config, log);
+  const app = createApp(config, log, undefined, worker?.coordination);
   await app.services.driver.ping().catch((err: Error) => fatal(`storage is not usable: ${err.message}`));
   await app.start().catch((err: Error) => {
     if (err.name === 'DatabaseError' || err.constructor.name === 'DatabaseError') fatal(`database is not usable: ${err.message}`);
     throw err;
   });
-  if (app.debugListener) {
-    const debugTarget = parseAddr(config.debug.addr, 'http.debug.addr');
-    app.debugListener.on('error', (err: Error) => fatal(`debug listener cannot listen on ${config.debug.addr}: ${err.message}`));
-    app.debugListener.listen(debugTarget, () => log.info({ addr: config.debug.addr, metrics: config.debug.prometheus }, 'debug listener is listening'));
+  const servers = { main: app.server, debug: app.debugListener, token: app.tokenListener };
+  if (worker) {
+    // the primary listens and hands connections over, once every lock another worker holds is in force here
+    await worker.link.joined;
+    worker.link.serve(servers);
+    log.info({ pid: process.pid }, 'worker is serving');
+  } else {
+    for (const spec of specs) {
+      const server = servers[spec.name]!;
+      server.on('error', (err: NodeJS.ErrnoException) => fatal(spec.failed(err)));
+      server.listen(spec.target, spec.listening);
+    }
   }
-  app.server.on('error', (err: NodeJS.ErrnoException) => {
-    fatal(err.code === 'EADDRINUSE' ? `${config.http.addr} is already in use: stop the other server or set --addr / REGISTRY_HTTP_ADDR`
-      : `cannot listen on ${config.http.addr}: ${err.message}`);
-  });
-  if (app.tokenListener) {
-    const tokenTarget = parseAddr(config.tokenServer.addr, 'tokenserver.addr');
-    app.tokenListener.on('error', (err: Error) => fatal(`token server cannot listen on ${config.tokenServer.addr}: ${err.message}`));
-    app.tokenListener.listen(tokenTarget, () => log.info({ addr: config.tokenServer.addr, path: config.tokenServer.path }, 'token server is listening'));
-  }
-  app.server.listen(target, () => {
-    log.info({ addr: config.http.addr, tls: !!config.tls, auth: config.auth.htpasswd ? 'htpasswd' : config.auth.token || config.tokenServer.enabled ? 'token' : 'none', storage: config.storage.driver, root: config.storage.driver === 'filesystem' ? config.storage.rootDirectory : undefined,
-      bucket: config.storage.s3?.bucket, redirect: config.storage.s3 ? config.storage.redirect : undefined,
-      delete: config.storage.deleteEnabled, readOnly: config.storage.readOnly, ui: config.ui.enabled, version: VERSION }, 'berth is listening');
-  });
   let stopping = false;
-  const shutdown = (signal: string) => {
+  shutdown = (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal, drainMs: config.http.drainTimeoutMs }, 'stopping: finishing requests in flight');
-    app.tokenListener?.close();
-    app.debugListener?.close();
-    app.server.close(() => {
+    const exit = () => {
       app.stop().finally(() => {
         log.info('stopped');
         process.exit(0);
       });
-    });
+    };
+    if (worker) {
+      void worker.link.drained().then(exit);
+    } else {
+      app.tokenListener?.close();
+      app.debugListener?.close();
+      app.server.close(exit);
+    }
     closeConnections(app.server, false);
     setTimeout(() => {
       log.warn('drain timeout reached; closing remaining connections');

@@ -4,6 +4,7 @@
 // at a cost to security or to what clients get (see schema.ts).
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { isSet, SCHEMA, type Spec } from './schema.js';
 import { parsePolicies, type PoliciesConfig } from '../policy/config.js';
@@ -39,6 +40,8 @@ export interface Config {
     /** Berth's limits against slow and flooding clients. */
     timeouts: { headersMs: number; idleMs: number };
     limits: { uploads: number; passwordWorkers?: number; passwordQueue: number };
+    /** Processes serving the listener: 1 serves in this process; more start workers (node:cluster). */
+    workers: number;
   };
   tls?: { certificate: string; key: string; clientCAs: string[]; clientAuth: string; minimumTls: string };
   auth: {
@@ -372,6 +375,7 @@ function build(tree: Tree, warnings: string[], env: NodeJS.ProcessEnv): Config {
       limits: {
         uploads: t.http.limits.uploads, passwordWorkers: t.http.limits.passwordworkers, passwordQueue: t.http.limits.passwordqueue,
       },
+      workers: Math.min(64, (t.http.workers as number) || availableParallelism()),
     },
     tls: tls.certificate ? {
       certificate: tls.certificate, key: tls.key, clientCAs: tls.clientcas, clientAuth: tls.clientauth, minimumTls: tls.minimumtls,

@@ -133,6 +133,8 @@ export const SCHEMA: Spec = obj({
     }),
     // Berth's limits against slow and flooding clients (registry:2 has no such keys)
     timeouts: obj({ headers: duration('60s'), idle: duration('60s') }),
+    // processes serving one listener (0: one per CPU core); see docs/operations.md
+    workers: int(1, 0),
     limits: obj({ uploads: int(256, 1), passwordworkers: int(undefined, 1), passwordqueue: int(64, 1) }),
     debug: obj({
       addr: str(''),

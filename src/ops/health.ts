@@ -67,8 +67,8 @@ export function serveOps(path: string, req: IncomingMessage, res: ServerResponse
     const failing = ops.health.failing;
     json(res, Object.keys(failing).length ? 503 : 200, failing);
   } else if (ops.metrics && ops.metricsPath && path === ops.metricsPath) {
-    ops.metrics.registry.metrics().then((text) => {
-      res.writeHead(200, { 'Content-Type': ops.metrics!.registry.contentType });
+    ops.metrics.gather().then(({ text, contentType }) => {
+      res.writeHead(200, { 'Content-Type': contentType });
       res.end(text);
     }, () => json(res, 500, { error: 'metrics unavailable' }));
   } else {

@@ -10,6 +10,9 @@ type HistogramChild = ReturnType<Histogram['labels']>;
 
 export class Metrics {
   readonly registry = new Registry();
+  /** What /metrics serves: this process's registry, or (with several workers) every worker's. */
+  gather: () => Promise<{ text: string; contentType: string }> =
+    async () => ({ text: await this.registry.metrics(), contentType: this.registry.contentType });
   readonly requests = new Counter({ name: 'berth_http_requests_total', help: 'HTTP requests by route, method and status',
     labelNames: ['route', 'method', 'status'] as const, registers: [this.registry] });
   readonly duration = new Histogram({ name: 'berth_http_request_duration_seconds', help: 'HTTP request latency by route and method',

@@ -12,7 +12,7 @@ import { nameUnknown, RegistryError } from './errors.js';
 import { ValidatedReads } from './link-cache.js';
 import { excl, KeyedLocks, linking, lockKeys as K, shared, type LockRequest, type Locker } from './locks.js';
 import { storedMediaType } from './media-types.js';
-import type { ManifestRecord, MetadataEvent, MetadataStore, MissingReference } from './metadata.js';
+import type { EventRelay, ManifestRecord, MetadataEvent, MetadataStore, MissingReference } from './metadata.js';
 import { parseDigest, type Digest } from './names.js';
 import { paths } from './paths.js';
 
@@ -38,9 +38,16 @@ export class LinkMetadataStore implements MetadataStore {
   private readonly listings: ValidatedReads<string[]>;
 
   constructor(private readonly driver: StorageDriver, private readonly persistEveryMs = 60_000,
-              private readonly locks: Locker = new KeyedLocks()) {
+              private readonly locks: Locker = new KeyedLocks(), private readonly relay?: EventRelay) {
     this.links = new ValidatedReads(driver);
     this.listings = new ValidatedReads(driver, MAX_TAG_LISTINGS);
+    // another worker of this registry changed something: what this process remembers of it goes
+    relay?.onRemote((event) => {
+      if (event.type === 'tag-deleted') this.forgetTag(event.name, event.tag);
+      else if (event.type === 'manifest-deleted') for (const tag of event.tags) this.forgetTag(event.name, tag);
+      else if (event.type === 'repository-deleted') this.validTags.delete(event.name);
+      for (const listener of this.listeners) listener(event);
+    });
   }
 
   subscribe(listener: (event: MetadataEvent) => void): void {
@@ -48,6 +55,7 @@ export class LinkMetadataStore implements MetadataStore {
   }
 
   private emit(event: MetadataEvent): void {
+    this.relay?.publish(event);
     for (const listener of this.listeners) listener(event);
   }
 

@@ -37,6 +37,14 @@ export type MetadataEvent =
   | { type: 'blob-deleted'; digest: Digest }
   | { type: 'repository-deleted'; name: string };
 
+/** Metadata events shared with the other processes of one registry (its workers). */
+export interface EventRelay {
+  /** Tells the others of a change made here. */
+  publish(event: MetadataEvent): void;
+  /** Called for each change another process made. */
+  onRemote(listener: (event: MetadataEvent) => void): void;
+}
+
 export interface MetadataStore {
   // ---- reads (no locks: each answers from one consistent step) ----
   tag(name: string, tag: string): Promise<Digest | undefined>;

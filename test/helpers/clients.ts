@@ -117,7 +117,7 @@ export async function startBerth(root: string, env: NodeJS.ProcessEnv = {}, args
   return {
     url, host: `127.0.0.1:${port}`, child, log: () => output,
     stop: () => new Promise((resolvePromise) => {
-      if (child.exitCode !== null) return resolvePromise();
+      if (child.exitCode !== null || child.signalCode !== null) return resolvePromise();
       child.once('exit', () => resolvePromise());
       child.kill('SIGTERM');
     }),
