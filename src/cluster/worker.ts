@@ -32,6 +32,8 @@ export class ClusterLink implements Locker, EventRelay {
   /** Connections this worker serves (the servers do not count sockets handed to them). */
   private readonly sockets = new Set<Socket>();
   private drainedNow: (() => void) | undefined;
+  private serving = false;
+  private readonly early: [ListenerName, Socket][] = [];
 
   constructor(private readonly onPrimaryGone: () => void) {
     process.on('message', (message: ToWorker, handle?: unknown) => this.receive(message, handle as Socket | undefined));
@@ -74,6 +76,8 @@ export class ClusterLink implements Locker, EventRelay {
     // an HTTP server starts tracking its connections (header deadlines, idle connections closed
     // on shutdown) when it starts listening: these never listen themselves, so they are told
     for (const server of Object.values(servers)) server?.emit('listening');
+    this.serving = true;
+    for (const [listener, socket] of this.early.splice(0)) this.accept(listener, socket);
   }
 
   /** How many connections this worker has open. */
@@ -89,6 +93,11 @@ export class ClusterLink implements Locker, EventRelay {
 
   private accept(listener: ListenerName, socket: Socket | undefined): void {
     if (!socket) return;
+    if (!this.serving) {
+      // handed over right after the welcome, before serve() (several messages can come in one read)
+      this.early.push([listener, socket]);
+      return;
+    }
     const server = this.servers[listener];
     if (!server) {
       socket.destroy();

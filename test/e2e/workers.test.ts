@@ -3,7 +3,7 @@
 // and workers killed with SIGKILL; what the processes share (locks, metrics, the upload secret)
 // is checked from outside, as a client or an operator sees it.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -141,6 +141,26 @@ describe('several workers (http.workers)', () => {
       await waitFor('the workers gone', () => workers.every((pid) => !alive(pid)));
     } finally {
       await berth.stop();
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('answer connections made as soon as the port listens, before any worker serves', async () => {
+    const root = tempDir();
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const child = spawn(LAUNCHER, ['serve', '--addr', `127.0.0.1:${port}`, '--root', root, '--workers', '2'], {
+      env: launcherEnv({ REGISTRY_LOG_LEVEL: 'info' }), stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout!.on('data', (c) => { output += c; });
+    try {
+      await waitFor('the port listening', () => output.includes('berth is listening'));
+      assert.doesNotMatch(output, /worker is serving/, 'a worker was up already: this test would prove nothing');
+      const answers = await Promise.all(Array.from({ length: 8 }, () => fresh(`http://127.0.0.1:${port}/v2/`).then((r) => r.status, (e: Error) => e.message)));
+      assert.deepEqual(answers, Array(8).fill(200));
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((resolve) => child.once('exit', resolve));
       rmSync(root, { recursive: true, force: true });
     }
   });
