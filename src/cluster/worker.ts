@@ -21,6 +21,8 @@ export class ClusterLink implements Locker, EventRelay {
   /** Holds for the primary's operations: global op → releases (or cancelled before granted). */
   private readonly holding = new Map<number, (() => void)[]>();
   private readonly cancelled = new Set<number>();
+  /** Holds still waiting for this worker's own readers: global op → how many. */
+  private readonly queuedHolds = new Map<number, number>();
   private readonly remote: ((event: MetadataEvent) => void)[] = [];
   private readonly metricsWaiting = new Map<number, (answer: { text: string; contentType: string }) => void>();
   private nextMetrics = 0;
@@ -146,8 +148,8 @@ export class ClusterLink implements Locker, EventRelay {
       case 'unhold': {
         const releases = this.holding.get(message.op);
         this.holding.delete(message.op);
-        this.cancelled.add(message.op);
-        setTimeout(() => this.cancelled.delete(message.op), 60_000).unref();
+        // a hold still queued here is released as soon as it is granted
+        if (this.queuedHolds.has(message.op)) this.cancelled.add(message.op);
         for (const release of releases ?? []) release();
         return;
       }
@@ -174,8 +176,14 @@ export class ClusterLink implements Locker, EventRelay {
 
   /** Takes `key` exclusively here for the primary's operation `op`, until it says unhold. */
   private hold(op: number, key: string): void {
+    this.queuedHolds.set(op, (this.queuedHolds.get(op) ?? 0) + 1);
     void this.local.withLocks([excl(key)], () => new Promise<void>((release) => {
-      if (this.cancelled.has(op)) return release();
+      const queued = this.queuedHolds.get(op)! - 1;
+      if (queued > 0) this.queuedHolds.set(op, queued); else this.queuedHolds.delete(op);
+      if (this.cancelled.has(op)) {
+        if (queued === 0) this.cancelled.delete(op);
+        return release();
+      }
       let releases = this.holding.get(op);
       if (!releases) this.holding.set(op, (releases = []));
       releases.push(release);
