@@ -163,7 +163,7 @@ function listenTarget(config: Config): { port?: number; host?: string; path?: st
 /** The ports `serve` listens on, with what it says once listening and when it cannot. */
 function listenSpecs(config: Config, log: ReturnType<typeof createLogger>): ListenSpec[] {
   const specs: ListenSpec[] = [{
-    name: 'main', addr: config.http.addr, target: listenTarget(config),
+    name: 'main', target: listenTarget(config),
     listening: () => log.info({ addr: config.http.addr, tls: !!config.tls, auth: config.auth.htpasswd ? 'htpasswd' : config.auth.token || config.tokenServer.enabled ? 'token' : 'none', storage: config.storage.driver, root: config.storage.driver === 'filesystem' ? config.storage.rootDirectory : undefined,
       bucket: config.storage.s3?.bucket, redirect: config.storage.s3 ? config.storage.redirect : undefined,
       delete: config.storage.deleteEnabled, readOnly: config.storage.readOnly, ui: config.ui.enabled,
@@ -173,14 +173,14 @@ function listenSpecs(config: Config, log: ReturnType<typeof createLogger>): List
   }];
   if (config.debug.addr) {
     specs.push({
-      name: 'debug', addr: config.debug.addr, target: parseAddr(config.debug.addr, 'http.debug.addr'),
+      name: 'debug', target: parseAddr(config.debug.addr, 'http.debug.addr'),
       listening: () => log.info({ addr: config.debug.addr, metrics: config.debug.prometheus }, 'debug listener is listening'),
       failed: (err) => `debug listener cannot listen on ${config.debug.addr}: ${err.message}`,
     });
   }
   if (config.tokenServer.enabled && config.tokenServer.addr) {
     specs.push({
-      name: 'token', addr: config.tokenServer.addr, target: parseAddr(config.tokenServer.addr, 'tokenserver.addr'),
+      name: 'token', target: parseAddr(config.tokenServer.addr, 'tokenserver.addr'),
       listening: () => log.info({ addr: config.tokenServer.addr, path: config.tokenServer.path }, 'token server is listening'),
       failed: (err) => `token server cannot listen on ${config.tokenServer.addr}: ${err.message}`,
     });

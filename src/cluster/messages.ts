@@ -37,8 +37,6 @@ export type ListenerName = 'main' | 'debug' | 'token';
 export const WORKER_ENV = {
   /** This worker's slot, 0..n-1: slot 0 runs the registry's scheduled work. */
   slot: 'BERTH_WORKER_SLOT',
-  /** How many workers serve. */
-  count: 'BERTH_WORKERS',
 } as const;
 
 export function encodeEvent(event: MetadataEvent): WireEvent {

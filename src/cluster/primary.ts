@@ -1,6 +1,6 @@
 // The primary of a registry served by several processes (`http.workers` > 1, node:cluster). It
-// serves no request itself: it starts the workers (which share the listening socket), restarts
-// one that dies, stops them all on SIGTERM, and is the one place their locks and events meet.
+// serves no request itself: it listens and hands each connection to a worker, restarts a worker
+// that dies, stops them all on SIGTERM, and is the one place their locks and events meet.
 //
 // Locks (docs/architecture.md, "Several workers"): an operation whose keys are all shared takes
 // them in its own worker only. One with an exclusive key asks the primary, which takes all its
@@ -36,7 +36,6 @@ interface Member {
 
 interface GlobalOp {
   id: number;
-  owner: Member;
   /** Called when the owner is done (or gone). */
   done: () => void;
   finished: boolean;
@@ -46,8 +45,6 @@ interface GlobalOp {
 export interface ListenSpec {
   name: ListenerName;
   target: ListenOptions;
-  /** How the operator wrote it (for messages). */
-  addr: string;
   /** Logged once it listens. */
   listening: () => void;
   /** Why it cannot listen, as a message naming the fix. */
@@ -103,8 +100,7 @@ export class Primary {
   /**
    * The primary accepts every connection and hands its socket to a worker, in turn. (node:cluster's
    * own round robin leaves a connection unanswered, and open, when the worker it was handed to
-   * dies before taking it; a socket sent here is closed in the primary once sent, so a worker's
-   * death closes it.)
+   * dies before taking it; here, `exited` closes every socket still on its way to a dead worker.)
    */
   private listen(exit: (code: number) => void): void {
     for (const spec of this.options.listeners) {
@@ -139,7 +135,7 @@ export class Primary {
   }
 
   private fork(slot: number, restart = false): void {
-    const worker = cluster.fork({ ...this.options.env, [WORKER_ENV.slot]: String(slot), [WORKER_ENV.count]: String(this.options.workers) });
+    const worker = cluster.fork({ ...this.options.env, [WORKER_ENV.slot]: String(slot) });
     const member: Member = { worker, slot, joined: false, restart, ops: new Map(), handing: new Set() };
     this.members.set(worker.id, member);
     worker.on('message', (message: ToPrimary) => this.receive(member, message));
@@ -194,7 +190,7 @@ export class Primary {
   }
 
   private acquire(member: Member, localOp: number, requests: LockRequest[]): void {
-    const op: GlobalOp = { id: ++this.nextOp, owner: member, done: () => undefined, finished: false };
+    const op: GlobalOp = { id: ++this.nextOp, done: () => undefined, finished: false };
     member.ops.set(localOp, op);
     const ordered = normaliseRequests(requests);
     const exclusive = ordered.filter((r) => r.mode === 'exclusive').map((r) => r.key);

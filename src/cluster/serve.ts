@@ -32,14 +32,14 @@ export function servePrimary(config: Config, log: Logger, listeners: ListenSpec[
 
 /** A worker's coordination with the others, or undefined when this process serves alone. */
 export function workerCoordination(onPrimaryGone: () => void): { coordination: Coordination; link: ClusterLink; slot: number } | undefined {
-  const place = workerSlot();
-  if (!place) return undefined;
+  const slot = workerSlot();
+  if (slot === undefined) return undefined;
   const link = new ClusterLink(onPrimaryGone);
   return {
-    slot: place.slot,
+    slot,
     link,
     coordination: {
-      locks: link, relay: link, leader: place.slot === 0,
+      locks: link, relay: link, leader: slot === 0,
       metrics: (registry) => {
         link.shareMetrics(registry);
         return () => link.metrics();

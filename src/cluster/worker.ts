@@ -8,10 +8,9 @@ import type { EventRelay, MetadataEvent } from '../registry/metadata.js';
 import { decodeEvent, encodeEvent, WORKER_ENV, type ListenerName, type ToPrimary, type ToWorker } from './messages.js';
 
 /** This process's place in a cluster, or undefined when it serves alone. */
-export function workerSlot(): { slot: number; count: number } | undefined {
+export function workerSlot(): number | undefined {
   const slot = process.env[WORKER_ENV.slot];
-  if (slot === undefined || !process.send) return undefined;
-  return { slot: Number(slot), count: Number(process.env[WORKER_ENV.count] ?? 1) };
+  return slot === undefined || !process.send ? undefined : Number(slot);
 }
 
 export class ClusterLink implements Locker, EventRelay {
@@ -80,11 +79,6 @@ export class ClusterLink implements Locker, EventRelay {
     for (const server of Object.values(servers)) server?.emit('listening');
     this.serving = true;
     for (const [listener, socket] of this.early.splice(0)) this.accept(listener, socket);
-  }
-
-  /** How many connections this worker has open. */
-  get connections(): number {
-    return this.sockets.size;
   }
 
   /** Resolves once every connection this worker serves has closed. */

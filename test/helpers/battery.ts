@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { collectOffline } from '../../src/registry/maintenance.js';
+import { FilesystemDriver } from '../../src/storage/filesystem.js';
 
 export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
@@ -290,3 +292,32 @@ export function garbageLeft(root: string, result: BatteryResult): { garbage: str
   return { garbage, deletedStillStored };
 }
 
+
+/** The registry's settings under the battery: collection every second, a 2 s grace, untagged manifests deleted. */
+export const COLLECTING_ENV = {
+  REGISTRY_STORAGE_MAINTENANCE_GC_ENABLED: 'true', REGISTRY_STORAGE_MAINTENANCE_GC_INTERVAL: '1s',
+  REGISTRY_STORAGE_MAINTENANCE_GC_GRACE: '2s', REGISTRY_STORAGE_MAINTENANCE_GC_DELETEUNTAGGED: 'true',
+  REGISTRY_LOG_LEVEL: 'warn',
+};
+
+/**
+ * Once the registry on `root` has stopped after a battery (`checked`: what `verifyBattery` found
+ * while it served): the offline collection, with no grace, must leave no garbage, and every
+ * invariant must hold. The figures (with `figures`, e.g. the kills) go to `diagnostic`.
+ */
+export async function assertBatteryHeld(root: string, result: BatteryResult, checked: { lost: string[]; dangling: string[] },
+                                        figures: Record<string, unknown>, diagnostic: (message: string) => void): Promise<void> {
+  const report = await collectOffline(new FilesystemDriver(root), { dryRun: false, deleteUntagged: true });
+  const { garbage, deletedStillStored } = garbageLeft(root, result);
+  const { lost, dangling } = checked;
+  const sum = (of: (tally: Tally) => number) => result.tallies.reduce((n, tally) => n + of(tally), 0);
+  diagnostic(JSON.stringify({ ...figures, requests: sum((t) => t.requests), unanswered: sum((t) => t.unanswered),
+    fivexx: sum((t) => t.serverErrors.length), dangling: dangling.length, lost: lost.length, garbage: garbage.length,
+    deletedStillStored: deletedStillStored.length, finalGc: report.blobsDeleted }));
+  if (lost.length || garbage.length) diagnostic(JSON.stringify({ lost, garbage }));
+  for (const tally of result.tallies) assertClean(tally);
+  assert.deepEqual(dangling, []);
+  assert.deepEqual(lost, []);
+  assert.deepEqual(garbage, []);
+  assert.deepEqual(deletedStillStored, []);
+}
