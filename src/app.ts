@@ -17,7 +17,7 @@ import { serveOps, StorageHealth, type OpsEndpoints } from './ops/health.js';
 import { instrumentDriver, Metrics } from './ops/metrics.js';
 import { Notifier } from './ops/notifications.js';
 import { BlobStore } from './registry/blobs.js';
-import { CatalogService, walkRepositories } from './registry/catalog.js';
+import { CatalogService, walkRepositories, type WalkShare } from './registry/catalog.js';
 import { lastGcReport } from './registry/gc.js';
 import { LinkMetadataStore } from './registry/link-store.js';
 import { CachedMetadataStore } from './registry/cached-metadata.js';
@@ -125,6 +125,8 @@ export interface Coordination {
   locks: Locker;
   /** Metadata events shared by every worker. */
   relay: EventRelay;
+  /** Catalog walks shared by every worker. */
+  walks?: WalkShare;
   /** Whether this process runs the scheduled work (collection, purges, retention, expiry). */
   leader: boolean;
   /** The whole registry's metrics, for /metrics. */
@@ -161,7 +163,7 @@ export function createServices(config: Config, driver: StorageDriver = createDri
   const tags = new TagService(store);
   const manifests = new ManifestService(store, blobs, MAX_MANIFEST_BYTES);
   const uploads = new UploadService(driver, store, config.http.secret);
-  const catalog = new CatalogService(driver, undefined, database?.catalog);
+  const catalog = new CatalogService(driver, undefined, database?.catalog, coordination?.walks);
   store.subscribe((event) => {
     if (event.type === 'repository-deleted') catalog.remove(event.name);
     if (event.type === 'manifest-put') catalog.add(event.name);

@@ -15,6 +15,9 @@ export type ToPrimary =
   | { t: 'release'; op: number }
   | { t: 'held'; op: number; key: string }
   | { t: 'event'; event: WireEvent }
+  /** A catalog walk this worker started, and one it finished, for the others. */
+  | { t: 'walking' }
+  | { t: 'walked'; names?: string[]; startedAt: number }
   | { t: 'metrics'; id: number }
   | { t: 'metrics-part'; id: number; metrics: unknown[] };
 
@@ -25,6 +28,8 @@ export type ToWorker =
   | { t: 'hold'; op: number; key: string }
   | { t: 'unhold'; op: number }
   | { t: 'event'; event: WireEvent }
+  | { t: 'walking' }
+  | { t: 'walked'; names?: string[]; startedAt: number }
   | { t: 'metrics-get'; id: number }
   /** A connection the primary accepted, for one of this worker's servers (the socket comes along). */
   | { t: 'conn'; listener: ListenerName }

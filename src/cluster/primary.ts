@@ -166,6 +166,8 @@ export class Primary {
         return;
       }
       case 'event':
+      case 'walking':
+      case 'walked':
         for (const other of this.members.values()) if (other !== member && other.joined) this.send(other, message);
         return;
       case 'metrics': return this.collectMetrics(member, message.id);
@@ -277,6 +279,8 @@ export class Primary {
     for (const [, request] of this.metricRequests) {
       if (request.waiting.delete(member.worker.id) && request.waiting.size === 0) request.finish();
     }
+    // a catalog walk it had started will not end: whoever waits for one walks itself
+    for (const other of this.members.values()) if (other.joined) this.send(other, { t: 'walked', startedAt: 0 });
     if (this.stopping) return;
     const { log } = this.options;
     if (!member.joined && !member.restart) {

@@ -39,7 +39,7 @@ export function workerCoordination(onPrimaryGone: () => void): { coordination: C
     slot,
     link,
     coordination: {
-      locks: link, relay: link, leader: slot === 0,
+      locks: link, relay: link, walks: link.walks, leader: slot === 0,
       metrics: (registry) => {
         link.shareMetrics(registry);
         return () => link.metrics();

@@ -5,6 +5,7 @@ import type { Socket } from 'node:net';
 import type { Registry } from 'prom-client';
 import { excl, KeyedLocks, normaliseRequests, type LockRequest, type Locker } from '../registry/locks.js';
 import type { EventRelay, MetadataEvent } from '../registry/metadata.js';
+import type { WalkShare } from '../registry/catalog.js';
 import { decodeEvent, encodeEvent, WORKER_ENV, type ListenerName, type ToPrimary, type ToWorker } from './messages.js';
 
 /** This process's place in a cluster, or undefined when it serves alone. */
@@ -23,6 +24,7 @@ export class ClusterLink implements Locker, EventRelay {
   /** Holds still waiting for this worker's own readers: global op → how many. */
   private readonly queuedHolds = new Map<number, number>();
   private readonly remote: ((event: MetadataEvent) => void)[] = [];
+  private readonly walkListeners: Parameters<WalkShare['onRemote']>[0][] = [];
   private readonly metricsWaiting = new Map<number, (answer: { text: string; contentType: string }) => void>();
   private nextMetrics = 0;
   private welcomed!: () => void;
@@ -70,6 +72,13 @@ export class ClusterLink implements Locker, EventRelay {
   onRemote(listener: (event: MetadataEvent) => void): void {
     this.remote.push(listener);
   }
+
+  /** The catalog walks of every worker (WalkShare). */
+  readonly walks: WalkShare = {
+    starting: () => this.send({ t: 'walking' }),
+    publish: (names, startedAt) => this.send({ t: 'walked', names, startedAt }),
+    onRemote: (listener) => { this.walkListeners.push(listener); },
+  };
 
   /** Serves the connections the primary hands over; each goes to the server of its listener. */
   serve(servers: Partial<Record<ListenerName, EventEmitter>>): void {
@@ -152,6 +161,12 @@ export class ClusterLink implements Locker, EventRelay {
         for (const listener of this.remote) listener(event);
         return;
       }
+      case 'walking':
+        for (const listener of this.walkListeners) listener.started();
+        return;
+      case 'walked':
+        for (const listener of this.walkListeners) listener.walked(message.names, message.startedAt);
+        return;
       case 'metrics-get': {
         const id = message.id;
         void (this.registry?.getMetricsAsJSON() ?? Promise.resolve([]))

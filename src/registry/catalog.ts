@@ -1,7 +1,9 @@
 // The catalog: every repository holding manifests, sorted. The tree walk is cached for a few
 // seconds so that paging through tens of thousands of repositories costs one walk, not one
 // per page; repositories this process creates or deletes show at once, others within twice the
-// TTL: a copy older than the TTL is still served while a new walk runs behind it.
+// TTL: a copy older than the TTL is still served while a new walk runs behind it. Processes
+// serving one registry together (its workers) share each walk's result, so paging through the
+// catalog across their connections walks the tree once, not once per process.
 import { isNotFound, type StorageDriver } from '../storage/driver.js';
 import { paths } from './paths.js';
 
@@ -16,6 +18,21 @@ export interface RepositorySource {
   version(): Promise<string>;
 }
 
+/** Walk results shared with the other processes serving one registry (its workers). */
+export interface WalkShare {
+  /** Tells the others that a walk started here: they wait for its result rather than walk too. */
+  starting(): void;
+  /** Tells the others of a walk that started at `startedAt` (ms since the epoch) and found `names` (none: it failed). */
+  publish(names: string[] | undefined, startedAt: number): void;
+  /** Called when another process starts a walk, and when it has finished one (no names: it failed, or its process is gone). */
+  onRemote(listener: { started(): void; walked(names: string[] | undefined, startedAt: number): void }): void;
+}
+
+/** How long a walk another process started is waited for, before walking here instead. */
+const REMOTE_WALK_WAIT_MS = 30_000;
+/** A change is applied again to a shared walk that started up to this long after it. */
+const CHANGE_SLACK_MS = 1_000;
+
 export class CatalogService {
   private names: string[] | undefined;
   private builtAt = 0;
@@ -23,13 +40,74 @@ export class CatalogService {
   private builtVersion: string | undefined;
   /** What this process created and deleted while a walk was running, applied to its result. */
   private changes: { added: Set<string>; removed: Set<string> } | undefined;
+  /** The adds and removes of the last CHANGE_SLACK_MS, and of the time a remote walk runs, in order. */
+  private readonly changeLog: { at: number; name: string; added: boolean }[] = [];
+  /** A walk another process announced: resolved when its result arrives, or after REMOTE_WALK_WAIT_MS. */
+  private remoteWalk: { done: Promise<void>; finish(): void } | undefined;
 
-  constructor(private readonly driver: StorageDriver, private readonly ttlMs = 10_000, private readonly source?: RepositorySource) {}
+  constructor(private readonly driver: StorageDriver, private readonly ttlMs = 10_000, private readonly source?: RepositorySource,
+              private readonly share?: WalkShare) {
+    share?.onRemote({
+      started: () => this.remoteStarted(),
+      walked: (names, startedAt) => {
+        if (names) this.adopt(names, startedAt);
+        this.remoteWalk?.finish();
+      },
+    });
+  }
+
+  private remoteStarted(): void {
+    if (this.remoteWalk) return;
+    let finish!: () => void;
+    const done = new Promise<void>((resolve) => { finish = resolve; });
+    const timer = setTimeout(() => walk.finish(), REMOTE_WALK_WAIT_MS);
+    timer.unref();
+    const walk = {
+      done,
+      finish: () => {
+        clearTimeout(timer);
+        if (this.remoteWalk === walk) this.remoteWalk = undefined;
+        finish();
+      },
+    };
+    this.remoteWalk = walk;
+  }
+
+  /**
+   * Takes another process's walk as this one's copy when it is newer. What changed since shortly
+   * before that walk started is applied again, in order: a change the walk already saw ends the
+   * same, one it missed is not lost.
+   */
+  private adopt(names: string[], startedAt: number): void {
+    if (this.names && this.builtAt >= startedAt) return;
+    for (const change of this.changeLog) {
+      if (change.at < startedAt - CHANGE_SLACK_MS) continue;
+      if (change.added) insertSorted(names, change.name);
+      else removeName(names, change.name);
+    }
+    this.names = names;
+    this.builtAt = startedAt;
+  }
+
+  private logChange(name: string, added: boolean): void {
+    if (!this.share) return;
+    const now = Date.now();
+    this.changeLog.push({ at: now, name, added });
+    if (this.remoteWalk) return; // kept until its result is applied
+    let old = 0;
+    while (old < this.changeLog.length && this.changeLog[old]!.at < now - CHANGE_SLACK_MS) old++;
+    if (old > 0) this.changeLog.splice(0, old);
+  }
 
   async list(): Promise<string[]> {
     if (this.source) return this.listFromSource(this.source);
     const age = Date.now() - this.builtAt;
     if (this.names && age < this.ttlMs) return this.names;
+    if (this.remoteWalk && !this.building) {
+      // another worker is walking: its result is this one's too
+      await this.remoteWalk.done;
+      if (this.names && Date.now() - this.builtAt < this.ttlMs) return this.names;
+    }
     const walking = this.rewalk();
     if (this.names && age < 2 * this.ttlMs) {
       walking.catch(() => undefined); // its failure is the next caller's, once the copy is too old
@@ -41,15 +119,18 @@ export class CatalogService {
   private rewalk(): Promise<string[]> {
     if (this.building) return this.building;
     const changes = (this.changes = { added: new Set<string>(), removed: new Set<string>() });
+    const startedAt = Date.now();
+    this.share?.starting();
     this.building = this.walk().then((names) => {
-      for (const name of changes.removed) {
-        const at = names.indexOf(name);
-        if (at !== -1) names.splice(at, 1);
-      }
+      this.share?.publish(names, startedAt);
+      for (const name of changes.removed) removeName(names, name);
       for (const name of changes.added) insertSorted(names, name);
       this.names = names;
       this.builtAt = Date.now();
       return names;
+    }, (err: unknown) => {
+      this.share?.publish(undefined, startedAt);
+      throw err;
     }).finally(() => {
       this.building = undefined;
       this.changes = undefined;
@@ -71,6 +152,7 @@ export class CatalogService {
 
   /** Records a repository created here, so it shows before the next walk. */
   add(name: string): void {
+    this.logChange(name, true);
     this.changes?.removed.delete(name);
     this.changes?.added.add(name);
     if (this.names) insertSorted(this.names, name);
@@ -78,11 +160,10 @@ export class CatalogService {
 
   /** Drops a repository deleted here, so it leaves the catalog at once. */
   remove(name: string): void {
+    this.logChange(name, false);
     this.changes?.added.delete(name);
     this.changes?.removed.add(name);
-    if (!this.names) return;
-    const at = this.names.indexOf(name);
-    if (at !== -1) this.names.splice(at, 1);
+    if (this.names) removeName(this.names, name);
   }
 
   walk(): Promise<string[]> {
@@ -91,14 +172,25 @@ export class CatalogService {
   }
 }
 
-function insertSorted(names: string[], name: string): void {
+/** Where `name` is or would go in the sorted `names`. */
+function position(names: string[], name: string): number {
   let lo = 0;
   let hi = names.length;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
     if (names[mid]! < name) lo = mid + 1; else hi = mid;
   }
-  if (names[lo] !== name) names.splice(lo, 0, name);
+  return lo;
+}
+
+function removeName(names: string[], name: string): void {
+  const at = position(names, name);
+  if (names[at] === name) names.splice(at, 1);
+}
+
+function insertSorted(names: string[], name: string): void {
+  const at = position(names, name);
+  if (names[at] !== name) names.splice(at, 0, name);
 }
 
 /** Walks `repositories/` for directories holding `marker` (`_manifests`: a repository with content). */

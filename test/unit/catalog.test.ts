@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CatalogService, walkRepositories } from '../../src/registry/catalog.js';
+import { CatalogService, walkRepositories, type WalkShare } from '../../src/registry/catalog.js';
 import { FilesystemDriver } from '../../src/storage/filesystem.js';
 import { MemoryDriver } from '../../src/storage/memory.js';
 
@@ -23,6 +23,23 @@ class GatedDriver extends MemoryDriver {
     await this.held;
     return names;
   }
+}
+
+/** The same storage as `driver`, counting the listings made through it. */
+function counting(driver: MemoryDriver): { driver: MemoryDriver; listings: () => number } {
+  let listings = 0;
+  const list = (path: string) => { listings++; return driver.list(path); };
+  return { driver: Object.create(driver, { list: { value: list } }) as MemoryDriver, listings: () => listings };
+}
+
+/** Walk shares joined the way the workers of one registry are: what one publishes reaches the others. */
+function shares(count: number): WalkShare[] {
+  const listeners: Parameters<WalkShare['onRemote']>[0][] = [];
+  return Array.from({ length: count }, (_, me) => ({
+    starting: () => listeners.forEach((l, i) => { if (i !== me) l.started(); }),
+    publish: (names, startedAt) => listeners.forEach((l, i) => { if (i !== me) l.walked(names && [...names], startedAt); }),
+    onRemote: (listener) => { listeners[me] = listener; },
+  }));
 }
 
 describe('catalog', () => {
@@ -58,6 +75,52 @@ describe('catalog', () => {
     driver.held = undefined;
     assert.deepEqual(await walking, ['kept', 'new']);
     assert.deepEqual(await catalog.list(), ['kept', 'new']);
+  });
+
+  it('shares a walk between workers: one walks, the other waits for its result and keeps the changes it saw meanwhile', async () => {
+    const driver = new GatedDriver();
+    await repo(driver, 'a');
+    await repo(driver, 'gone');
+    const [shareA, shareB] = shares(2);
+    const seen = counting(driver);
+    const first = new CatalogService(driver, 10_000, undefined, shareA);
+    const second = new CatalogService(seen.driver, 10_000, undefined, shareB);
+    let release!: () => void;
+    driver.held = new Promise((resolve) => { release = resolve; });
+    const walking = first.list();
+    await sleep(10);
+    const waiting = second.list(); // the other worker's walk is running: this one waits for it
+    await sleep(10);
+    await repo(driver, 'b');
+    second.add('b'); // a push the walk may have missed, told to both (as relayed events are)
+    first.add('b');
+    second.remove('gone');
+    first.remove('gone');
+    release();
+    driver.held = undefined;
+    assert.deepEqual(await walking, ['a', 'b']);
+    assert.deepEqual(await waiting, ['a', 'b'], 'the shared walk, with the changes made meanwhile');
+    assert.equal(seen.listings(), 0, 'the second worker did not walk');
+    await repo(driver, 'c'); // written by another registry: neither copy has it yet
+    assert.deepEqual(await second.list(), ['a', 'b'], 'the shared copy is current for the TTL');
+  });
+
+  it('walks itself when the shared walk failed', async () => {
+    const driver = new GatedDriver();
+    await repo(driver, 'a');
+    const [shareA, shareB] = shares(2);
+    const first = new CatalogService(driver, 10_000, undefined, shareA);
+    const second = new CatalogService(driver, 10_000, undefined, shareB);
+    let fail!: (err: Error) => void;
+    driver.held = new Promise((_, reject) => { fail = reject; });
+    const walking = first.list();
+    await sleep(10);
+    const waiting = second.list();
+    await sleep(10);
+    driver.held = undefined;
+    fail(Object.assign(new Error('the disk is gone'), { code: 'EIO' }));
+    await assert.rejects(walking, /the disk is gone/);
+    assert.deepEqual(await waiting, ['a'], 'its own walk');
   });
 });
 
