@@ -38,9 +38,7 @@ export class CatalogService {
   private builtAt = 0;
   private building: Promise<string[]> | undefined;
   private builtVersion: string | undefined;
-  /** What this process created and deleted while a walk was running, applied to its result. */
-  private changes: { added: Set<string>; removed: Set<string> } | undefined;
-  /** The adds and removes of the last CHANGE_SLACK_MS, and of the time a remote walk runs, in order. */
+  /** The adds and removes of the last CHANGE_SLACK_MS, and of the time a walk here or elsewhere runs, in order. */
   private readonly changeLog: { at: number; name: string; added: boolean }[] = [];
   /** A walk another process announced: resolved when its result arrives, or after REMOTE_WALK_WAIT_MS. */
   private remoteWalk: { done: Promise<void>; finish(): void } | undefined;
@@ -80,20 +78,24 @@ export class CatalogService {
    */
   private adopt(names: string[], startedAt: number): void {
     if (this.names && this.builtAt >= startedAt) return;
-    for (const change of this.changeLog) {
-      if (change.at < startedAt - CHANGE_SLACK_MS) continue;
-      if (change.added) insertSorted(names, change.name);
-      else removeName(names, change.name);
-    }
+    this.applyChanges(names, startedAt - CHANGE_SLACK_MS);
     this.names = names;
     this.builtAt = startedAt;
   }
 
+  /** Applies to a walk's result, in order, what changed from `since` on. */
+  private applyChanges(names: string[], since: number): void {
+    for (const change of this.changeLog) {
+      if (change.at < since) continue;
+      if (change.added) insertSorted(names, change.name);
+      else removeName(names, change.name);
+    }
+  }
+
   private logChange(name: string, added: boolean): void {
-    if (!this.share) return;
     const now = Date.now();
     this.changeLog.push({ at: now, name, added });
-    if (this.remoteWalk) return; // kept until its result is applied
+    if (this.building || this.remoteWalk) return; // kept until that walk's result is corrected by it
     let old = 0;
     while (old < this.changeLog.length && this.changeLog[old]!.at < now - CHANGE_SLACK_MS) old++;
     if (old > 0) this.changeLog.splice(0, old);
@@ -118,13 +120,11 @@ export class CatalogService {
 
   private rewalk(): Promise<string[]> {
     if (this.building) return this.building;
-    const changes = (this.changes = { added: new Set<string>(), removed: new Set<string>() });
     const startedAt = Date.now();
     this.share?.starting();
     this.building = this.walk().then((names) => {
       this.share?.publish(names, startedAt);
-      for (const name of changes.removed) removeName(names, name);
-      for (const name of changes.added) insertSorted(names, name);
+      this.applyChanges(names, startedAt);
       this.names = names;
       this.builtAt = Date.now();
       return names;
@@ -133,7 +133,6 @@ export class CatalogService {
       throw err;
     }).finally(() => {
       this.building = undefined;
-      this.changes = undefined;
     });
     return this.building;
   }
@@ -153,16 +152,12 @@ export class CatalogService {
   /** Records a repository created here, so it shows before the next walk. */
   add(name: string): void {
     this.logChange(name, true);
-    this.changes?.removed.delete(name);
-    this.changes?.added.add(name);
     if (this.names) insertSorted(this.names, name);
   }
 
   /** Drops a repository deleted here, so it leaves the catalog at once. */
   remove(name: string): void {
     this.logChange(name, false);
-    this.changes?.added.delete(name);
-    this.changes?.removed.add(name);
     if (this.names) removeName(this.names, name);
   }
 
