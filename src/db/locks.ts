@@ -31,6 +31,10 @@ export class PgLocks {
     for (let attempt = 1; ; attempt++) {
       const client = await this.pool.connect().catch((err) => { throw asUnavailable(err); });
       let broken = false;
+      // a connection that fails between this transaction's queries is told as an event: without a
+      // listener it would end the process; the next query fails with it instead
+      const failed = () => { broken = true; };
+      client.on('error', failed);
       try {
         await client.query('BEGIN');
         if (ordered.length > 0) {
@@ -49,6 +53,7 @@ export class PgLocks {
         if (code && RETRIED.has(code) && attempt < ATTEMPTS) continue;
         throw asUnavailable(err);
       } finally {
+        client.off('error', failed);
         client.release(broken || undefined);
       }
     }
@@ -59,6 +64,8 @@ export class PgLocks {
     const ordered = normaliseRequests(keys);
     const client = await this.pool.connect().catch((err) => { throw asUnavailable(err); });
     let broken = false;
+    const failed = () => { broken = true; };
+    client.on('error', failed);
     try {
       await client.query('BEGIN');
       const got = await client.query(`SELECT bool_and(CASE WHEN l.shared THEN pg_try_advisory_xact_lock_shared(l.id) ELSE pg_try_advisory_xact_lock(l.id) END) AS ok
@@ -75,6 +82,7 @@ export class PgLocks {
       await client.query('ROLLBACK').catch(() => { broken = true; });
       throw asUnavailable(err);
     } finally {
+      client.off('error', failed);
       client.release(broken || undefined);
     }
   }
