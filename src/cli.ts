@@ -2,8 +2,7 @@
 // berth: the command line. Parses argv, loads the configuration, starts the registry.
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
-import { createApp, createDriver, createSecurity, createServices, createTokenListener, loadDriver } from './app.js';
-import { collectOffline, liveLeases } from './registry/maintenance.js';
+import type * as AppModule from './app.js';
 import { ConfigError, loadConfig, parseDuration, type Config } from './config/load.js';
 import { DataDirectoryError, prepareDataDirectory } from './config/root.js';
 import { createLogger } from './log.js';
@@ -137,9 +136,26 @@ function configFrom(values: Record<string, unknown>, positionals: string[]): Con
   }
 }
 
-/** Makes and checks the data directory before anything uses it; a problem stops with the fix. */
-async function checkStorage(config: Config): Promise<void> {
-  await loadDriver(config);
+/**
+ * The registry's own code, loaded only by the commands that use it: the primary of several workers
+ * (which only accepts connections and holds locks) stays a small process without it.
+ */
+function loadApp(): Promise<typeof AppModule> {
+  return import('./app.js');
+}
+
+/**
+ * Makes and checks the data directory before anything uses it (a problem stops with the fix), and
+ * loads the registry with the storage driver and database modules the configuration names.
+ */
+async function checkStorage(config: Config): Promise<typeof AppModule> {
+  await checkDataDirectory(config);
+  const app = await loadApp();
+  await app.loadDriver(config);
+  return app;
+}
+
+async function checkDataDirectory(config: Config): Promise<void> {
   if (config.storage.driver !== 'filesystem') return;
   await prepareDataDirectory(config.storage.rootDirectory).catch((err: Error) => {
     if (err instanceof DataDirectoryError) fatal(`storage is not usable: ${err.message}`);
@@ -215,10 +231,10 @@ async function serve(argv: string[]): Promise<void> {
   if (startsWorkers(config)) {
     const refusal = workersRefusal(config);
     if (refusal) fatal(`configuration error: ${refusal}`);
-    await checkStorage(config);
+    await checkDataDirectory(config);
     process.exit(await servePrimary(config, log, specs));
   }
-  await checkStorage(config);
+  const { createApp } = await checkStorage(config);
   const app = createApp(config, log, undefined, worker?.coordination);
   await app.services.driver.ping().catch((err: Error) => fatal(`storage is not usable: ${err.message}`));
   await app.start().catch((err: Error) => {
@@ -330,7 +346,8 @@ async function gc(argv: string[]): Promise<void> {
   }
   const config = configFrom(values, positionals);
   const log = createLogger(config);
-  await checkStorage(config);
+  const { createDriver } = await checkStorage(config);
+  const { collectOffline, liveLeases } = await import('./registry/maintenance.js');
   const driver = createDriver(config);
   const dryRun = !!values['dry-run'];
   // with the database the index is there, not in link files: collection is the review of its queues, safe while serving
@@ -358,7 +375,7 @@ async function gc(argv: string[]): Promise<void> {
   log.info(result, dryRun ? 'garbage collection (dry run) done' : 'garbage collection done');
 }
 
-async function gcOnDatabase(config: Config, driver: ReturnType<typeof createDriver>, log: ReturnType<typeof createLogger>,
+async function gcOnDatabase(config: Config, driver: ReturnType<typeof AppModule.createDriver>, log: ReturnType<typeof createLogger>,
   dryRun: boolean, deleteUntagged: boolean, grace: string | undefined): Promise<void> {
   const graceMs = grace !== undefined ? parseDuration(grace) : config.storage.gc.graceMs;
   if (graceMs === undefined) fatal(`--grace ${JSON.stringify(grace)} is not a duration: use e.g. 30m or 1h`);
@@ -414,7 +431,8 @@ async function retention(argv: string[]): Promise<void> {
   if (!config.policies.rules.some((r) => r.keep || r.untaggedMs !== undefined)) {
     fatal('configuration error: no retention rules: add policies.rules with keep or untagged (see docs/configuration.md#policies)');
   }
-  await checkStorage(config);
+  const { createDriver, createServices } = await checkStorage(config);
+  const { liveLeases } = await import('./registry/maintenance.js');
   const dryRun = !!(values.dryrun || values['dry-run']);
   const driver = createDriver(config);
   const serving = await liveLeases(driver);
@@ -494,6 +512,7 @@ async function tokenServer(argv: string[]): Promise<void> {
   const log = createLogger(config);
   if (!config.tokenServer.enabled) fatal('configuration error: set tokenserver.enabled: true (and tokenserver.htpasswd) to run the token server');
   const addr = values.addr ?? (config.tokenServer.addr || '0.0.0.0:5001');
+  const { createSecurity, createTokenListener } = await loadApp();
   const security = createSecurity({ ...config, tokenServer: { ...config.tokenServer, addr } }, log);
   const listener = createTokenListener(security.standalone!, config.tokenServer.path, log);
   listener.on('error', (err: Error) => fatal(`cannot listen on ${addr}: ${err.message}`));
@@ -557,7 +576,7 @@ async function database(argv: string[]): Promise<void> {
       if ((await statusCommand(config.database, process.stdout, log).catch(failed)) > 0) process.exit(1);
       return;
     case 'import': {
-      await checkStorage(config);
+      const { createDriver } = await checkStorage(config);
       const { importCommand } = await import('./db/import.js');
       await importCommand(config, createDriver(config), process.stdout, log, { restart: !!values.restart }).catch(failed);
       return;

@@ -1,8 +1,15 @@
 // Structured logs (pino): JSON lines with the level names registry:2 uses; readable,
 // coloured lines when standard output is a terminal (or log.formatter is text).
+import { createRequire } from 'node:module';
 import { pino, type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import type PinoPretty from 'pino-pretty';
 import type { Config } from './config/load.js';
+
+/** pino-pretty, loaded only for readable lines: a process logging JSON (every worker's primary, say) is smaller without it. */
+function pretty(options: PinoPretty.PrettyOptions): PinoPretty.PrettyStream {
+  const load = createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
+  return load(options);
+}
 
 /** Standard output when it is a file or a pipe: written asynchronously, flushed on exit. */
 let asyncStdout: pino.DestinationStream & { flushSync(): void } | undefined;

@@ -103,7 +103,7 @@ export function instrumentDriver(driver: StorageDriver, metrics: Metrics): Stora
     putContent: (path, content, options) => time('putcontent', () => driver.putContent(path, content, options)),
     reader: (path, offset, end): Promise<Readable> => time('reader', () => driver.reader(path, offset, end)),
     copyTo: (path, dest: Writable, offset, end) => time('copyto', () => driver.copyTo(path, dest, offset, end)),
-    writer: (path, append): Promise<Writable> => time('writer', () => driver.writer(path, append)),
+    writer: (path, append, options): Promise<Writable> => time('writer', () => driver.writer(path, append, options)),
     stat: (path): Promise<FileInfo> => time('stat', () => driver.stat(path)),
     list: (path) => time('list', () => driver.list(path)),
     move: (source, dest) => time('move', () => driver.move(source, dest)),

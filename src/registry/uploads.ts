@@ -49,10 +49,9 @@ export class UploadService {
 
   async start(name: string): Promise<UploadStatus> {
     const id = randomUUID();
-    // only upload purging reads it, and it falls back to the directory's time
-    await this.driver.putContent(paths.uploadStartedAt(name, id), new Date().toISOString(), { durable: false });
-    const writer = await this.driver.writer(paths.uploadData(name, id), false);
-    await new Promise<void>((resolve, reject) => writer.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    // it marks the upload as started (its `data` comes with the first bytes); only upload purging
+    // reads the time in it, and falls back to the file's own time when it cannot
+    await this.driver.putContent(paths.uploadStartedAt(name, id), new Date().toISOString(), { durable: false, inPlace: true });
     this.remember(id, { hash: createHash('sha256'), offset: 0 });
     return { id, size: 0, state: this.signState({ name, id, offset: 0 }) };
   }
@@ -61,13 +60,22 @@ export class UploadService {
   async status(name: string, id: string, state?: string): Promise<UploadStatus> {
     if (!UPLOAD_ID.test(id)) throw uploadUnknown(id);
     if (state !== undefined) this.verifyState(state, name, id);
-    try {
-      const info = await this.driver.stat(paths.uploadData(name, id));
-      return { id, size: info.size, state: this.signState({ name, id, offset: info.size }) };
-    } catch (err) {
-      if (isNotFound(err)) throw uploadUnknown(id);
-      throw err;
+    const info = await this.stored(name, id);
+    if (!info) throw uploadUnknown(id);
+    return { id, size: info.size, state: this.signState({ name, id, offset: info.size }) };
+  }
+
+  /** The upload's size and last write; undefined when there is no such upload. Before its first bytes it has no `data`. */
+  private async stored(name: string, id: string): Promise<{ size: number; modTime: Date } | undefined> {
+    for (const path of [paths.uploadData(name, id), paths.uploadStartedAt(name, id)]) {
+      try {
+        const info = await this.driver.stat(path);
+        return { size: path.endsWith('/data') ? info.size : 0, modTime: info.modTime };
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
     }
+    return undefined;
   }
 
   /** Appends a chunk; `range` (from Content-Range) must start where the upload ends. */
@@ -84,7 +92,8 @@ export class UploadService {
   complete(name: string, id: string, digest: Digest, body?: Readable, state?: string, range?: UploadRange): Promise<BlobDescriptor> {
     return this.exclusive(id, async () => {
       let { size } = await this.status(name, id, state);
-      if (body) size += await this.writeChunk(name, id, size, body, range);
+      // the last chunk's bytes are flushed as the file closes, so the commit has nothing left to flush
+      if (body) size += await this.writeChunk(name, id, size, body, range, true);
       const actual = await this.digestOf(name, id, size, digest.algorithm);
       if (actual !== digest.hex) {
         throw new RegistryError('DIGEST_INVALID',
@@ -140,12 +149,8 @@ export class UploadService {
     }
     const found: { id: string; size: number; startedAt: Date }[] = [];
     for (const id of ids) {
-      try {
-        const info = await this.driver.stat(paths.uploadData(name, id));
-        found.push({ id, size: info.size, startedAt: await this.startedAt(name, id) });
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-      }
+      const info = await this.stored(name, id);
+      if (info) found.push({ id, size: info.size, startedAt: await this.startedAt(name, id) });
     }
     return found;
   }
@@ -155,13 +160,8 @@ export class UploadService {
     const removed = { count: 0, bytes: 0 };
     for (const { id } of await this.list(name)) {
       await this.exclusive(id, async () => {
-        let info;
-        try {
-          info = await this.driver.stat(paths.uploadData(name, id));
-        } catch (err) {
-          if (isNotFound(err)) return;
-          throw err;
-        }
+        const info = await this.stored(name, id);
+        if (!info) return;
         if (info.modTime >= idleBefore || (await this.startedAt(name, id)) >= idleBefore) return;
         this.hashes.delete(id);
         await this.driver.delete(paths.uploadDir(name, id));
@@ -182,13 +182,13 @@ export class UploadService {
     return (await this.driver.stat(paths.uploadDir(name, id)).catch(() => ({ modTime: new Date(0) }))).modTime;
   }
 
-  private async writeChunk(name: string, id: string, size: number, body: Readable, range?: UploadRange): Promise<number> {
+  private async writeChunk(name: string, id: string, size: number, body: Readable, range?: UploadRange, last = false): Promise<number> {
     if (range && range.start !== size) {
       throw new RegistryError('RANGE_INVALID',
         `chunk starts at ${range.start} but the upload holds ${size} bytes; resume at ${size}`)
         .withHeaders({ Range: rangeHeader(size), 'Docker-Upload-UUID': id });
     }
-    const written = await this.write(name, id, size, body);
+    const written = await this.write(name, id, size, body, last);
     if (range && written !== range.end - range.start + 1) {
       throw new RegistryError('SIZE_INVALID',
         `Content-Range announced ${range.end - range.start + 1} bytes but the body held ${written}`);
@@ -196,7 +196,7 @@ export class UploadService {
     return written;
   }
 
-  private async write(name: string, id: string, offset: number, body: Readable): Promise<number> {
+  private async write(name: string, id: string, offset: number, body: Readable, durable: boolean): Promise<number> {
     let running = this.hashes.get(id);
     if (running && running.offset !== offset) running = undefined;
     if (!running && offset === 0) this.remember(id, (running = { hash: createHash('sha256'), offset: 0 }));
@@ -208,7 +208,7 @@ export class UploadService {
         done(null, chunk);
       },
     });
-    const sink = await this.driver.writer(paths.uploadData(name, id), true);
+    const sink = await this.driver.writer(paths.uploadData(name, id), true, { durable });
     try {
       await pipeline(body, tap, sink);
     } catch (err) {

@@ -32,19 +32,24 @@ export interface StorageDriver {
   getContent(path: string): Promise<Buffer>;
   /**
    * Replaces a small file atomically: readers see the old or the new content, never a mix.
-   * Unless `durable` is false, the content is on disk before the call resolves.
+   * Unless `durable` is false, the content is on disk before the call resolves. `inPlace` allows a
+   * driver to write a new file straight under its name (no temporary name and rename), where a
+   * reader may find it empty or short for a moment: only for files whose readers allow for that.
    */
-  putContent(path: string, content: Buffer | string, options?: { durable?: boolean }): Promise<void>;
+  putContent(path: string, content: Buffer | string, options?: PutOptions): Promise<void>;
   /** Streams [offset, end] (inclusive end) of a file. Throws PathNotFoundError. */
   reader(path: string, offset?: number, end?: number): Promise<Readable>;
   /** Sends [offset, end] of a file to `dest`, honouring its backpressure. Throws PathNotFoundError. */
   copyTo(path: string, dest: Writable, offset?: number, end?: number): Promise<void>;
-  /** Opens a file for writing; append=false truncates or creates it. */
-  writer(path: string, append: boolean): Promise<Writable>;
+  /**
+   * Opens a file for writing; append=false truncates or creates it, append=true creates it when
+   * missing. With `durable`, the stream finishes only once everything written is on disk.
+   */
+  writer(path: string, append: boolean, options?: { durable?: boolean }): Promise<Writable>;
   stat(path: string): Promise<FileInfo>;
   /** Names of the direct children of a directory. Throws PathNotFoundError. */
   list(path: string): Promise<string[]>;
-  /** Moves a file atomically, replacing the destination. */
+  /** Moves a file atomically, replacing the destination; its content is on disk before it gets the new name. */
   move(source: string, dest: string): Promise<void>;
   /** Sets a file's modification time to now (content last used); a missing path is not an error. */
   touch(path: string): Promise<void>;
@@ -59,6 +64,11 @@ export interface StorageDriver {
   findFolders?(path: string, marker: string): Promise<string[]>;
   /** A URL clients may download the file from directly (presigned), for drivers that have one. */
   downloadUrl?(path: string): Promise<string>;
+}
+
+export interface PutOptions {
+  durable?: boolean;
+  inPlace?: boolean;
 }
 
 export class PathNotFoundError extends Error {

@@ -1,11 +1,11 @@
 // Filesystem driver: the embedded default, laid out exactly like distribution's so that a data
 // directory moves freely between Berth and registry:2.
-import { createReadStream, createWriteStream, fdatasync, read, readFile, readdir, stat, statSync, type WriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, fdatasync, lstatSync, read, readFile, readdir, stat, statSync, type Stats, type WriteStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { checkPath, PathNotFoundError, type FileInfo, type StorageDriver } from './driver.js';
+import { checkPath, PathNotFoundError, type FileInfo, type PutOptions, type StorageDriver } from './driver.js';
 import { FolderWalker } from './folder-walk.js';
 
 export class FilesystemDriver implements StorageDriver {
@@ -14,6 +14,8 @@ export class FilesystemDriver implements StorageDriver {
   /** Blob sends in progress: their buffers share one memory budget. */
   private copies = 0;
   private readonly unflushed = new Unflushed();
+  /** Files a durable writer finished, as they were then: moving one needs no second flush. */
+  private readonly flushed = new Map<string, string>();
   private readonly walker = new FolderWalker();
 
   constructor(private readonly root: string) {}
@@ -35,8 +37,13 @@ export class FilesystemDriver implements StorageDriver {
     });
   }
 
-  async putContent(path: string, content: Buffer | string, options: { durable?: boolean } = {}): Promise<void> {
+  async putContent(path: string, content: Buffer | string, options: PutOptions = {}): Promise<void> {
     const target = this.full(path);
+    if (options.inPlace && options.durable === false) {
+      await fs.mkdir(dirname(target), { recursive: true });
+      await fs.writeFile(target, content);
+      return;
+    }
     const temp = `${target}.${randomBytes(6).toString('hex')}.tmp`;
     await fs.mkdir(dirname(target), { recursive: true });
     try {
@@ -90,14 +97,18 @@ export class FilesystemDriver implements StorageDriver {
     }
   }
 
-  async writer(path: string, append: boolean): Promise<Writable> {
+  async writer(path: string, append: boolean, options: { durable?: boolean } = {}): Promise<Writable> {
     const target = this.full(path);
+    const durable = options.durable === true;
+    this.flushed.delete(target);
     const open = async () => {
-      const stream = flushWhileWriting(createWriteStream(target, { flags: append ? 'a' : 'w', highWaterMark: 1 << 20 }), target, this.unflushed);
+      const stream = flushWhileWriting(createWriteStream(target, { flags: append ? 'a' : 'w', highWaterMark: 1 << 20, flush: durable }),
+        target, this.unflushed);
       await new Promise<void>((resolve, reject) => {
         stream.once('open', () => resolve());
         stream.once('error', reject);
       });
+      if (durable) this.rememberFlushed(stream, target);
       return stream;
     };
     try {
@@ -145,15 +156,18 @@ export class FilesystemDriver implements StorageDriver {
   }
 
   async move(source: string, dest: string): Promise<void> {
+    const from = this.full(source);
     const to = this.full(dest);
     // the content reaches the disk before its new name does, so a power cut cannot leave a
     // short or empty file under a digest
-    this.unflushed.forget(this.full(source));
-    const handle = await fs.open(this.full(source), 'r+').catch((err) => { throw translate(err, source); });
-    try {
-      await handle.datasync();
-    } finally {
-      await handle.close();
+    this.unflushed.forget(from);
+    if (!this.stillFlushed(from)) {
+      const handle = await fs.open(from, 'r+').catch((err) => { throw translate(err, source); });
+      try {
+        await handle.datasync();
+      } finally {
+        await handle.close();
+      }
     }
     await fs.mkdir(dirname(to), { recursive: true });
     try {
@@ -172,7 +186,34 @@ export class FilesystemDriver implements StorageDriver {
   }
 
   async delete(path: string): Promise<void> {
-    await fs.rm(this.full(path), { recursive: true, force: true });
+    const target = this.full(path);
+    this.flushed.delete(target);
+    await removeTree(target);
+  }
+
+  /** Notes a durable writer's file once it closed without error, with what identifies that state of it. */
+  private rememberFlushed(stream: WriteStream, target: string): void {
+    let failed = false;
+    stream.once('error', () => { failed = true; });
+    stream.once('close', () => {
+      if (failed) return;
+      const st = statSync(target, { throwIfNoEntry: false });
+      if (!st) return;
+      if (this.flushed.size >= 10_000) this.flushed.clear(); // uploads abandoned after their last chunk
+      this.flushed.set(target, stateOf(st));
+    });
+  }
+
+  /**
+   * Whether a file is as a durable writer of this process left it. Another process may have
+   * appended since (an upload's chunks can reach several), which the file's size and time show.
+   */
+  private stillFlushed(file: string): boolean {
+    const was = this.flushed.get(file);
+    if (was === undefined) return false;
+    this.flushed.delete(file);
+    const st = statSync(file, { throwIfNoEntry: false });
+    return st !== undefined && stateOf(st) === was;
   }
 
   async ping(): Promise<void> {
@@ -232,6 +273,57 @@ function flushWhileWriting(stream: WriteStream, file: string, unflushed: Unflush
     callback(err);
   });
   return stream;
+}
+
+function stateOf(st: Stats): string {
+  return `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+}
+
+/** Folders with more entries than this are removed by fs.rm, which bounds its own concurrency. */
+const SMALL_FOLDER = 32;
+
+/**
+ * Removes a file or a folder tree; a missing path is not an error. A small folder (an upload, a
+ * tag, a link) takes one listing, an unlink per file and one rmdir, where fs.rm takes two calls
+ * more per entry and per folder; anything else, or a folder that gains entries meanwhile, is left
+ * to fs.rm. A symbolic link is removed, never followed.
+ */
+async function removeTree(target: string): Promise<void> {
+  const st = lstatSync(target, { throwIfNoEntry: false }); // a local call of microseconds: no round trip to the thread pool
+  if (!st) return;
+  if (!st.isDirectory()) {
+    await unlinkIfThere(target);
+    return;
+  }
+  let entries;
+  try {
+    entries = await fs.readdir(target, { withFileTypes: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  if (entries.length > SMALL_FOLDER) {
+    await fs.rm(target, { recursive: true, force: true });
+    return;
+  }
+  await Promise.all(entries.map((entry) => {
+    const child = join(target, entry.name);
+    return entry.isDirectory() ? removeTree(child) : unlinkIfThere(child);
+  }));
+  try {
+    await fs.rmdir(target);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return;
+    if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
+    await fs.rm(target, { recursive: true, force: true }); // something was added meanwhile
+  }
+}
+
+async function unlinkIfThere(file: string): Promise<void> {
+  await fs.unlink(file).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') throw err;
+  });
 }
 
 /** Buffers for blob sends: 1 MiB for a lone download, shrinking so that all together stay near 16 MiB. */

@@ -1,7 +1,10 @@
 // Manifests, tags, referrers and the catalog through the HTTP API.
 import { strict as assert } from 'node:assert';
 import { after, before, describe, it } from 'node:test';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { errorCodes, pushBlob, pushImage, sha256, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { tempDir } from '../helpers/scratch.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
@@ -57,6 +60,35 @@ describe('manifests', () => {
     const res = await fetch(`${r.url}/v2/m/docker/manifests/v1`, { headers: { Accept: DOCKER_ACCEPT } });
     assert.equal(res.headers.get('content-type'), DOCKER_MANIFEST);
     assert.deepEqual(Buffer.from(await res.arrayBuffer()), body);
+  });
+
+  it('serves the media type derived from the content when its unflushed record was emptied by a power cut', async () => {
+    const root = tempDir('mediatype-');
+    const first = await startRegistry({ root });
+    const config = await pushBlob(first.url, 'cut/app', '{"architecture":"amd64","os":"linux"}');
+    // no mediaType in the document: the record is what says what it is
+    const body = Buffer.from(JSON.stringify({
+      schemaVersion: 2, config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: config, size: 37 }, layers: [],
+    }));
+    const put = await fetch(`${first.url}/v2/cut/app/manifests/v1`, { method: 'PUT', body, headers: { 'Content-Type': OCI_MANIFEST } });
+    assert.equal(put.status, 201);
+    await first.close();
+    const digest = sha256(body);
+    const record = join(root, 'docker/registry/v2/repositories/cut/app/_manifests/revisions/sha256', digest.slice(7), 'mediatype');
+    assert.equal(readFileSync(record, 'utf8'), OCI_MANIFEST);
+    writeFileSync(record, ''); // renamed into place, its bytes never written
+    const second = await startRegistry({ root });
+    try {
+      for (const ref of ['v1', digest]) {
+        const res = await fetch(`${second.url}/v2/cut/app/manifests/${ref}`, { headers: { Accept: DOCKER_ACCEPT } });
+        assert.equal(res.status, 200);
+        assert.equal(res.headers.get('content-type'), OCI_MANIFEST);
+        assert.deepEqual(Buffer.from(await res.arrayBuffer()), body);
+      }
+      assert.equal(readFileSync(record, 'utf8'), OCI_MANIFEST, 'recorded again');
+    } finally {
+      await second.close();
+    }
   });
 
   it('accepts an index whose children are present and rejects one with a missing child', async () => {
