@@ -62,7 +62,9 @@ describe('manifests', () => {
     assert.deepEqual(Buffer.from(await res.arrayBuffer()), body);
   });
 
-  it('serves the media type derived from the content when its unflushed record was emptied by a power cut', async () => {
+  it('serves the media type derived from the content when its unflushed record was emptied by a power cut', {
+    skip: process.env.BERTH_TEST_METADATA === 'postgres' && 'with the database, media types are kept in its rows, not in files',
+  }, async () => {
     const root = tempDir('mediatype-');
     const first = await startRegistry({ root });
     const config = await pushBlob(first.url, 'cut/app', '{"architecture":"amd64","os":"linux"}');
