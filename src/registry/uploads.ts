@@ -5,7 +5,7 @@
 // upload id and byte offset. When a request lands on a process without it (another replica, a
 // restart, an interrupted request) the stored bytes are hashed again from storage.
 import { createHash, createHmac, randomUUID, timingSafeEqual, type Hash } from 'node:crypto';
-import { Transform, type Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { isNotFound, type StorageDriver } from '../storage/driver.js';
 import type { BlobDescriptor } from './blobs.js';
@@ -94,6 +94,7 @@ export class UploadService {
       let { size } = await this.status(name, id, state);
       // the last chunk's bytes are flushed as the file closes, so the commit has nothing left to flush
       if (body) size += await this.writeChunk(name, id, size, body, range, true);
+      else if (size === 0) await this.write(name, id, 0, Readable.from([]), true); // an empty blob: its data appears now
       const actual = await this.digestOf(name, id, size, digest.algorithm);
       if (actual !== digest.hex) {
         throw new RegistryError('DIGEST_INVALID',

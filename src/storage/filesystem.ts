@@ -1,6 +1,6 @@
 // Filesystem driver: the embedded default, laid out exactly like distribution's so that a data
 // directory moves freely between Berth and registry:2.
-import { createReadStream, createWriteStream, fdatasync, lstatSync, read, readFile, readdir, stat, statSync, type Stats, type WriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, fdatasync, read, readFile, readdir, stat, statSync, type Stats, type WriteStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
@@ -188,7 +188,7 @@ export class FilesystemDriver implements StorageDriver {
   async delete(path: string): Promise<void> {
     const target = this.full(path);
     this.flushed.delete(target);
-    await removeTree(target);
+    await fs.rm(target, { recursive: true, force: true });
   }
 
   /** Notes a durable writer's file once it closed without error, with what identifies that state of it. */
@@ -277,53 +277,6 @@ function flushWhileWriting(stream: WriteStream, file: string, unflushed: Unflush
 
 function stateOf(st: Stats): string {
   return `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
-}
-
-/** Folders with more entries than this are removed by fs.rm, which bounds its own concurrency. */
-const SMALL_FOLDER = 32;
-
-/**
- * Removes a file or a folder tree; a missing path is not an error. A small folder (an upload, a
- * tag, a link) takes one listing, an unlink per file and one rmdir, where fs.rm takes two calls
- * more per entry and per folder; anything else, or a folder that gains entries meanwhile, is left
- * to fs.rm. A symbolic link is removed, never followed.
- */
-async function removeTree(target: string): Promise<void> {
-  const st = lstatSync(target, { throwIfNoEntry: false }); // a local call of microseconds: no round trip to the thread pool
-  if (!st) return;
-  if (!st.isDirectory()) {
-    await unlinkIfThere(target);
-    return;
-  }
-  let entries;
-  try {
-    entries = await fs.readdir(target, { withFileTypes: true });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw err;
-  }
-  if (entries.length > SMALL_FOLDER) {
-    await fs.rm(target, { recursive: true, force: true });
-    return;
-  }
-  await Promise.all(entries.map((entry) => {
-    const child = join(target, entry.name);
-    return entry.isDirectory() ? removeTree(child) : unlinkIfThere(child);
-  }));
-  try {
-    await fs.rmdir(target);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return;
-    if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
-    await fs.rm(target, { recursive: true, force: true }); // something was added meanwhile
-  }
-}
-
-async function unlinkIfThere(file: string): Promise<void> {
-  await fs.unlink(file).catch((err: NodeJS.ErrnoException) => {
-    if (err.code !== 'ENOENT') throw err;
-  });
 }
 
 /** Buffers for blob sends: 1 MiB for a lone download, shrinking so that all together stay near 16 MiB. */

@@ -34,6 +34,26 @@ describe('blob uploads', () => {
     assert.deepEqual(readdirSync(blobDir), [hex]);
   });
 
+  it('an empty blob: POST, then PUT ?digest= with no body, or a PATCH with none first', async () => {
+    const empty = sha256(Buffer.alloc(0));
+    for (const [name, patch] of [['up/empty', false], ['up/empty-patched', true]] as const) {
+      const location = await startUpload(name);
+      let next = location;
+      if (patch) {
+        const res = await fetch(location, { method: 'PATCH', body: new Uint8Array(0), headers: OCTET });
+        assert.equal(res.status, 202);
+        next = new URL(res.headers.get('location')!, r.url);
+      }
+      next.searchParams.set('digest', empty);
+      const res = await fetch(next, { method: 'PUT' });
+      assert.equal(res.status, 201, await res.text());
+      const get = await fetch(`${r.url}/v2/${name}/blobs/${empty}`);
+      assert.equal(get.status, 200);
+      assert.equal(get.headers.get('content-length'), '0');
+      assert.equal((await get.arrayBuffer()).byteLength, 0);
+    }
+  });
+
   it('monolithic POST ?digest= with a body answers 201', async () => {
     const body = Buffer.from('monolithic');
     const res = await fetch(`${r.url}/v2/up/mono/blobs/uploads/?digest=${sha256(body)}`, { method: 'POST', body, headers: OCTET });
