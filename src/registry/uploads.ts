@@ -67,15 +67,19 @@ export class UploadService {
 
   /** The upload's size and last write; undefined when there is no such upload. Before its first bytes it has no `data`. */
   private async stored(name: string, id: string): Promise<{ size: number; modTime: Date } | undefined> {
-    for (const path of [paths.uploadData(name, id), paths.uploadStartedAt(name, id)]) {
-      try {
-        const info = await this.driver.stat(path);
-        return { size: path.endsWith('/data') ? info.size : 0, modTime: info.modTime };
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-      }
+    const data = await this.statIfThere(paths.uploadData(name, id));
+    if (data) return data;
+    const started = await this.statIfThere(paths.uploadStartedAt(name, id));
+    return started && { size: 0, modTime: started.modTime };
+  }
+
+  private async statIfThere(path: string): Promise<{ size: number; modTime: Date } | undefined> {
+    try {
+      return await this.driver.stat(path);
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
     }
-    return undefined;
   }
 
   /** Appends a chunk; `range` (from Content-Range) must start where the upload ends. */

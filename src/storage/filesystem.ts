@@ -39,13 +39,12 @@ export class FilesystemDriver implements StorageDriver {
 
   async putContent(path: string, content: Buffer | string, options: PutOptions = {}): Promise<void> {
     const target = this.full(path);
+    await fs.mkdir(dirname(target), { recursive: true });
     if (options.inPlace && options.durable === false) {
-      await fs.mkdir(dirname(target), { recursive: true });
       await fs.writeFile(target, content);
       return;
     }
     const temp = `${target}.${randomBytes(6).toString('hex')}.tmp`;
-    await fs.mkdir(dirname(target), { recursive: true });
     try {
       await fs.writeFile(temp, content, { flush: options.durable !== false }); // durable before it becomes visible
       await fs.rename(temp, target);
@@ -186,9 +185,7 @@ export class FilesystemDriver implements StorageDriver {
   }
 
   async delete(path: string): Promise<void> {
-    const target = this.full(path);
-    this.flushed.delete(target);
-    await fs.rm(target, { recursive: true, force: true });
+    await fs.rm(this.full(path), { recursive: true, force: true });
   }
 
   /** Notes a durable writer's file once it closed without error, with what identifies that state of it. */
