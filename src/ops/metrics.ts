@@ -111,5 +111,6 @@ export function instrumentDriver(driver: StorageDriver, metrics: Metrics): Stora
     delete: (path) => time('delete', () => driver.delete(path)),
     ping: () => time('ping', () => driver.ping()),
     downloadUrl: driver.downloadUrl ? (path) => time('urlfor', () => driver.downloadUrl!(path)) : undefined,
+    findFolders: driver.findFolders ? (path, marker, options) => time('findfolders', () => driver.findFolders!(path, marker, options)) : undefined,
   };
 }

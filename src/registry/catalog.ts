@@ -163,7 +163,7 @@ export class CatalogService {
 
   walk(): Promise<string[]> {
     if (this.source) return this.source.list();
-    return walkRepositories(this.driver, '_manifests');
+    return walkRepositories(this.driver, '_manifests', { reuse: true });
   }
 }
 
@@ -188,10 +188,14 @@ function insertSorted(names: string[], name: string): void {
   if (names[at] !== name) names.splice(at, 0, name);
 }
 
-/** Walks `repositories/` for directories holding `marker` (`_manifests`: a repository with content). */
-export async function walkRepositories(driver: StorageDriver, marker: string): Promise<string[]> {
+/**
+ * Walks `repositories/` for directories holding `marker` (`_manifests`: a repository with content).
+ * `reuse` lets the driver skip what it can prove unchanged since its last such walk (the catalog);
+ * collection walks without it.
+ */
+export async function walkRepositories(driver: StorageDriver, marker: string, options?: { reuse?: boolean }): Promise<string[]> {
   const root = paths.repositoriesRoot();
-  if (driver.findFolders) return driver.findFolders(root, marker);
+  if (driver.findFolders) return driver.findFolders(root, marker, options);
   const found: string[] = [];
   let queue: string[] = [''];
   while (queue.length > 0) {

@@ -60,8 +60,10 @@ export interface StorageDriver {
   /**
    * Folders below `path` (relative to it, sorted) holding an entry named `marker`, not entering
    * entries that start with `_` or `.`: for drivers with a faster way than listing folder by folder.
+   * With `reuse`, the driver may answer from what it saw last time for the parts of the tree it
+   * can prove unchanged (a cache exact under its storage's rules), not from a copy that may be stale.
    */
-  findFolders?(path: string, marker: string): Promise<string[]>;
+  findFolders?(path: string, marker: string, options?: { reuse?: boolean }): Promise<string[]>;
   /** A URL clients may download the file from directly (presigned), for drivers that have one. */
   downloadUrl?(path: string): Promise<string>;
 }

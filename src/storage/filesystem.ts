@@ -20,8 +20,8 @@ export class FilesystemDriver implements StorageDriver {
 
   constructor(private readonly root: string) {}
 
-  findFolders(path: string, marker: string): Promise<string[]> {
-    return this.walker.find(this.full(path), marker);
+  findFolders(path: string, marker: string, options?: { reuse?: boolean }): Promise<string[]> {
+    return this.walker.find(this.full(path), marker, options);
   }
 
   private full(path: string): string {

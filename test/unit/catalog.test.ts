@@ -4,12 +4,13 @@
 // worker thread and finds what the folder-by-folder walk finds.
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CatalogService, walkRepositories, type WalkShare } from '../../src/registry/catalog.js';
 import { FilesystemDriver } from '../../src/storage/filesystem.js';
 import { MemoryDriver } from '../../src/storage/memory.js';
+import { instrumentDriver, Metrics } from '../../src/ops/metrics.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const repo = (driver: MemoryDriver, name: string) =>
@@ -148,5 +149,79 @@ describe('the filesystem walk on a worker thread (findFolders)', () => {
     // many walks at once share the one worker
     const many = await Promise.all(Array.from({ length: 8 }, () => driver.findFolders(base, '_manifests')));
     for (const names of many) assert.deepEqual(names, walked);
+  });
+
+  it('with reuse, lists only the folders changed since the last walk, and finds what a full walk finds', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'berth-walk-'));
+    const driver = new FilesystemDriver(root);
+    const base = '/docker/registry/v2/repositories';
+    const disk = (path: string) => join(root, base, path);
+    const put = (path: string) => driver.putContent(`${base}/${path}`, 'x', { durable: false });
+    for (let i = 0; i < 20; i++) await put(`ns/r${i}/_manifests/x`);
+    await put(`other/app/_layers/x`); // a namespace without a repository yet
+    // every folder written long ago: none is "recent", so none must be listed again for that reason
+    const old = new Date(Date.now() - 60_000);
+    const age = (path: string) => utimesSync(disk(path), old, old);
+    const ageAll = () => {
+      for (const path of ['', 'ns', 'other', 'other/app', ...Array.from({ length: 20 }, (_, i) => `ns/r${i}`)]) {
+        if (existsSync(disk(path))) age(path);
+      }
+    };
+    ageAll();
+    const full = () => driver.findFolders(base, '_manifests');
+    const reuse = () => driver.findFolders(base, '_manifests', { reuse: true });
+    const walker = (driver as unknown as { walker: { last?: { folders: number; listed: number } } }).walker;
+
+    const first = await reuse();
+    assert.equal(first.length, 20);
+    assert.deepEqual(walker.last, { folders: 24, listed: 24 }, 'the first walk lists every folder');
+    assert.deepEqual(await reuse(), first);
+    assert.deepEqual(walker.last, { folders: 24, listed: 0 }, 'nothing changed: nothing listed');
+
+    // a repository below another one's name, a namespace that becomes a repository, a removed one
+    mkdirSync(disk('ns/r3/sub/_manifests'), { recursive: true });
+    mkdirSync(disk('other/app/_manifests'));
+    rmSync(disk('ns/r7'), { recursive: true });
+    let walked = await reuse();
+    assert.deepEqual(walker.last, { folders: 24, listed: 4 }, 'ns (r7 gone), ns/r3, ns/r3/sub and other/app were listed');
+    assert.deepEqual(walked, await full());
+    assert.ok(walked.includes('ns/r3/sub') && walked.includes('other/app') && !walked.includes('ns/r7'), walked.join(' '));
+
+    // changed again within the same tick of the clock, after the walk listed it: the folder's time
+    // was recent at the walk, so it is listed again whatever its time is now
+    ageAll();
+    const tick = Math.floor(Date.now() / 1000);
+    utimesSync(disk('ns/r3'), tick, tick);
+    await reuse();
+    renameSync(disk('ns/r3/sub'), disk('ns/r3/moved'));
+    utimesSync(disk('ns/r3'), tick, tick); // the same time as the walk saw
+    walked = await reuse();
+    assert.ok(walked.includes('ns/r3/moved') && !walked.includes('ns/r3/sub'), walked.join(' '));
+    assert.deepEqual(walked, await full());
+
+    // a folder replaced by another of the same name and time (a new inode) is listed again
+    ageAll();
+    await reuse();
+    mkdirSync(disk('ns/r5-new/deeper/_manifests'), { recursive: true });
+    rmSync(disk('ns/r5'), { recursive: true });
+    renameSync(disk('ns/r5-new'), disk('ns/r5'));
+    ageAll();
+    walked = await reuse();
+    assert.ok(walked.includes('ns/r5/deeper') && !walked.includes('ns/r5'), walked.join(' '));
+    assert.deepEqual(walked, await full());
+
+    // the walks collection makes never use the record: a full walk lists all
+    await full();
+    assert.equal(walker.last?.listed, walker.last?.folders);
+  });
+
+  it('the catalog walks this way on the driver as the registry builds it (with metrics)', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'berth-walk-'));
+    const disk = new FilesystemDriver(root);
+    for (let i = 0; i < 5; i++) await disk.putContent(`/docker/registry/v2/repositories/r${i}/_manifests/x`, 'x', { durable: false });
+    const walker = (disk as unknown as { walker: { last?: { folders: number; listed: number } } }).walker;
+    const catalog = new CatalogService(instrumentDriver(disk, new Metrics(async () => undefined)), 0);
+    assert.deepEqual(await catalog.list(), ['r0', 'r1', 'r2', 'r3', 'r4']);
+    assert.equal(walker.last?.folders, 6, 'walked on the worker thread, keeping a record');
   });
 });
