@@ -6,33 +6,18 @@
 // about twice as fast. The worker is started on the first walk and stopped when idle.
 //
 // A walk asked to `reuse` keeps a record of the folders it saw (their modification times and
-// entries), and the next such walk of the same tree lists only the folders changed since: a
-// stat of each folder instead of a listing (folder-walk-worker.ts says why that is exact). The
-// catalog walks this way. Collection does not: it lists every folder, every time.
+// entries), and the next such walk of the same tree checks it instead of walking again: a stat
+// of each folder, and a listing only of those changed since (folder-scan.ts says why that is
+// exact). That checked walk runs on the main thread a slice at a time (about 6 µs a folder, a
+// few milliseconds a slice), so it does not wait for a worker to start. The catalog walks this
+// way. Collection does not: it lists every folder, every time.
 import { Worker } from 'node:worker_threads';
+import { scan, scanInSlices, type FolderRecord, type Walked } from './folder-scan.js';
 
 /** How long an idle worker is kept for the next walk. */
 const IDLE_MS = 60_000;
 /** How long the record of a walk is kept for the next one. */
 const RECORD_IDLE_MS = 15 * 60_000;
-
-/**
- * What a walk saw, for the next walk of the same tree: the folders in the order walked (their
- * paths relative to the root, joined by NUL), each one's modification time (NaN: list it again),
- * inode, parent (an index; -1 for the root) and whether it holds the marker (1).
- */
-export interface FolderRecord {
-  paths: string;
-  times: Float64Array;
-  inodes: Float64Array;
-  parents: Int32Array;
-  marks: Uint8Array;
-}
-
-/** The buffers of a record, moved rather than copied between threads. */
-export function transfers(record: FolderRecord): ArrayBuffer[] {
-  return [record.times, record.inodes, record.parents, record.marks].map((array) => array.buffer as ArrayBuffer);
-}
 
 /** The last walk: how many folders it saw, and how many of them it listed. */
 export interface WalkStats {
@@ -41,9 +26,8 @@ export interface WalkStats {
 }
 
 interface Pending {
-  resolve(names: string[]): void;
+  resolve(walked: Walked): void;
   reject(err: Error): void;
-  key?: string;
 }
 
 interface Kept {
@@ -65,22 +49,22 @@ export class FolderWalker {
    * starting with `_` or `.` are not entered. With `reuse`, folders unchanged since the last
    * such walk of the same tree are not listed again.
    */
-  find(root: string, marker: string, options: { reuse?: boolean } = {}): Promise<string[]> {
+  async find(root: string, marker: string, options: { reuse?: boolean } = {}): Promise<string[]> {
+    const key = options.reuse ? `${root}\0${marker}` : undefined;
+    const kept = key === undefined ? undefined : this.records.get(key)?.record;
+    const walked = kept ? await scanInSlices(scan(root, marker, true, kept)) : await this.onWorker(root, marker, key !== undefined);
+    if (key !== undefined && walked.record) this.keep(key, walked.record);
+    this.last = { folders: walked.record ? walked.record.parents.length : walked.listed, listed: walked.listed };
+    return walked.names;
+  }
+
+  private onWorker(root: string, marker: string, keep: boolean): Promise<Walked> {
     const worker = this.start();
     worker.ref(); // a walk in progress keeps the process alive, as a listing through the thread pool would
     const id = this.next++;
-    const key = options.reuse ? `${root}\0${marker}` : undefined;
-    // a record goes to one walk at a time (its arrays move to the worker); a walk alongside lists all
-    const kept = key === undefined ? undefined : this.records.get(key);
-    if (kept) {
-      clearTimeout(kept.timer);
-      this.records.delete(key!);
-    }
-    const previous = kept?.record;
-    return new Promise<string[]>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, key });
-      worker.postMessage({ id, root, marker, keep: key !== undefined, previous },
-        previous ? transfers(previous) : []);
+    return new Promise<Walked>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      worker.postMessage({ id, root, marker, keep });
     });
   }
 
@@ -103,9 +87,7 @@ export class FolderWalker {
       const waiting = this.pending.get(id);
       if (!waiting) return;
       this.pending.delete(id);
-      if (names && waiting.key !== undefined && record) this.keep(waiting.key, record);
-      if (names) this.last = { folders: record ? record.parents.length : listed ?? 0, listed: listed ?? 0 };
-      if (names) waiting.resolve(names);
+      if (names) waiting.resolve({ names, listed: listed ?? 0, record });
       else waiting.reject(Object.assign(new Error(error?.message ?? 'the walk failed'), { code: error?.code }));
       this.settle();
     });
