@@ -1,6 +1,6 @@
 // One walk of a tree for the folders holding a marker entry, with synchronous calls, as a
-// generator that pauses every SLICE folders: the walker's worker thread runs it through, and the
-// main thread runs a checked walk (one with a record) a slice at a time between other work.
+// generator that pauses every few milliseconds: the event loop runs it a slice at a time, with
+// other work between slices.
 //
 // A walk may be handed the record of the previous one (a FolderRecord). Each folder is then
 // stat'ed before it is listed, and a folder whose modification time and inode are those recorded
@@ -17,8 +17,10 @@ import { join } from 'node:path';
 const SKIP = new Set(['ENOENT', 'ENOTDIR']);
 /** A folder modified this recently is listed again by the next walk, whatever its time then. */
 const RECENT_MS = 2_000;
-/** Folders visited between two pauses (at most a few milliseconds of work). */
-const SLICE = 256;
+/** The work done between two pauses. */
+const SLICE_MS = 4;
+/** How often the clock is read. */
+const CLOCK_EVERY = 16;
 
 /**
  * What a walk saw, for the next walk of the same tree: the folders in the order walked (their
@@ -31,11 +33,6 @@ export interface FolderRecord {
   inodes: Float64Array;
   parents: Int32Array;
   marks: Uint8Array;
-}
-
-/** The buffers of a record, moved rather than copied between threads. */
-export function transfers(record: FolderRecord): ArrayBuffer[] {
-  return [record.times, record.inodes, record.parents, record.marks].map((array) => array.buffer as ArrayBuffer);
 }
 
 export interface Walked {
@@ -69,7 +66,7 @@ function open(record: FolderRecord): Previous {
 /**
  * Walks `root` for folders holding `marker`, not entering entries that start with `_` or `.`.
  * With `keep` the result has a record of the walk; with `previous` (a record), folders unchanged
- * since are not listed. Yields every SLICE folders; throws what a listing throws, except for a
+ * since are not listed. Yields every SLICE_MS or so; throws what a listing throws, except for a
  * folder missing or no longer a folder (skipped).
  */
 export function* scan(root: string, marker: string, keep: boolean, previous?: FolderRecord): Generator<void, Walked> {
@@ -83,9 +80,13 @@ export function* scan(root: string, marker: string, keep: boolean, previous?: Fo
   const marks: number[] = [];
   let listed = 0;
   let visited = 0;
+  let sliceStart = performance.now();
   const stack: { prefix: string; parent: number }[] = [{ prefix: '', parent: -1 }];
   while (stack.length > 0) {
-    if (++visited % SLICE === 0) yield;
+    if (++visited % CLOCK_EVERY === 0 && performance.now() - sliceStart > SLICE_MS) {
+      yield;
+      sliceStart = performance.now();
+    }
     const { prefix, parent } = stack.pop()!;
     const path = prefix ? join(root, prefix) : root;
     let time = Number.NaN;
@@ -140,14 +141,6 @@ export function* scan(root: string, marker: string, keep: boolean, previous?: Fo
     };
   }
   return walked;
-}
-
-/** Runs a walk through at once (on a thread that may block). */
-export function scanAll(walk: Generator<void, Walked>): Walked {
-  for (;;) {
-    const step = walk.next();
-    if (step.done) return step.value;
-  }
 }
 
 /** Runs a walk a slice at a time, letting other work run between slices (on the event loop). */

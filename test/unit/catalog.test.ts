@@ -1,7 +1,8 @@
 // The catalog's cached walk: another process's repositories show within twice the TTL (a copy
 // older than the TTL is served while a new walk runs behind it), and what this process creates
-// or deletes while a walk runs is not undone by that walk's result. On disk, the walk runs on a
-// worker thread and finds what the folder-by-folder walk finds.
+// or deletes while a walk runs is not undone by that walk's result. On disk, the walk runs on the
+// event loop in slices and finds what the folder-by-folder walk finds, and a walk from a record
+// lists only what changed.
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, utimesSync } from 'node:fs';
@@ -125,7 +126,7 @@ describe('catalog', () => {
   });
 });
 
-describe('the filesystem walk on a worker thread (findFolders)', () => {
+describe('the filesystem walk on the event loop, in slices (findFolders)', () => {
   it('finds what the folder-by-folder walk finds: nested names, no _ or . folders, files and a missing root skipped', async () => {
     const root = mkdtempSync(join(tmpdir(), 'berth-walk-'));
     const driver = new FilesystemDriver(root);
@@ -146,7 +147,7 @@ describe('the filesystem walk on a worker thread (findFolders)', () => {
     const generic = Object.create(driver, { findFolders: { value: undefined } }) as FilesystemDriver;
     assert.deepEqual(await walkRepositories(generic, '_manifests'), walked);
     assert.deepEqual(await driver.findFolders(base, '_uploads'), ['uploads-only']);
-    // many walks at once share the one worker
+    // many walks at once, their slices interleaved
     const many = await Promise.all(Array.from({ length: 8 }, () => driver.findFolders(base, '_manifests')));
     for (const names of many) assert.deepEqual(names, walked);
   });
@@ -222,6 +223,6 @@ describe('the filesystem walk on a worker thread (findFolders)', () => {
     const walker = (disk as unknown as { walker: { last?: { folders: number; listed: number } } }).walker;
     const catalog = new CatalogService(instrumentDriver(disk, new Metrics(async () => undefined)), 0);
     assert.deepEqual(await catalog.list(), ['r0', 'r1', 'r2', 'r3', 'r4']);
-    assert.equal(walker.last?.folders, 6, 'walked on the worker thread, keeping a record');
+    assert.equal(walker.last?.folders, 6, 'walked by the driver, keeping a record');
   });
 });
