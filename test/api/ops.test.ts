@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import { FilesystemDriver } from '../../src/storage/filesystem.js';
 import { collectOffline as collectGarbage } from '../../src/registry/maintenance.js';
 import { createLogger } from '../../src/log.js';
-import { pushImage, startRegistry, tempDir } from '../helpers/registry.js';
+import { afterTheWrites, pushImage, startRegistry, tempDir } from '../helpers/registry.js';
 
 function metricValue(text: string, pattern: RegExp): number {
   const line = text.split('\n').find((l) => pattern.test(l));
@@ -46,6 +46,7 @@ describe('operations endpoints', () => {
     try {
       const image = await pushImage(r.url, 'ops/gc', 'v1');
       await fetch(`${r.url}/v2/ops/gc/manifests/${image.digest}`, { method: 'DELETE' });
+      await afterTheWrites();
       await collectGarbage(new FilesystemDriver(root), { dryRun: false, deleteUntagged: false });
       const text = await (await fetch(`${r.url}/metrics`)).text();
       assert.equal(metricValue(text, /^berth_gc_last_blobs_deleted /), 3);

@@ -12,7 +12,7 @@ import { collectOffline as collectGarbage } from '../../src/registry/maintenance
 import { FilesystemDriver } from '../../src/storage/filesystem.js';
 import { needs, run } from '../helpers/clients.js';
 import { makeHtpasswd, makePki } from '../helpers/pki.js';
-import { errorCodes, pushBlob, sha256, startRegistry, tempDir } from '../helpers/registry.js';
+import { afterTheWrites, errorCodes, pushBlob, sha256, startRegistry, tempDir } from '../helpers/registry.js';
 
 const V2 = 'docker/registry/v2';
 
@@ -60,6 +60,7 @@ describe('regressions', () => {
     const orphan = Buffer.from('orphan');
     await put(sha256(orphan), orphan);
     const unreadable: string[] = [];
+    await afterTheWrites();
     const second = await collectGarbage(driver, { dryRun: false, deleteUntagged: true, onUnreadable: (name) => unreadable.push(name) });
     assert.deepEqual(unreadable, ['old/junk']);
     assert.equal(second.blobsDeleted, 1);
@@ -74,6 +75,7 @@ describe('regressions', () => {
     try {
       const config = await pushBlob(r.url, 'gcgone/app', '{"os":"linux"}');
       assert.equal((await fetch(`${r.url}/v2/gcgone/app/blobs/${config}`, { method: 'HEAD' })).status, 200);
+      await afterTheWrites();
       await collectGarbage(new FilesystemDriver(root), { dryRun: false, deleteUntagged: false });
       const manifest = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
         config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: config, size: 14 }, layers: [] });
@@ -92,6 +94,7 @@ describe('regressions', () => {
     try {
       const digest = await pushBlob(r.url, 'gcwatch/app', 'unreferenced');
       assert.equal((await fetch(`${r.url}/v2/gcwatch/app/blobs/${digest}`, { method: 'HEAD' })).status, 200);
+      await afterTheWrites();
       await collectGarbage(new FilesystemDriver(root), { dryRun: false, deleteUntagged: false });
       await new Promise((resolve) => setTimeout(resolve, GC_WATCH_MS + 500));
       assert.equal((await fetch(`${r.url}/v2/gcwatch/app/blobs/${digest}`, { method: 'HEAD' })).status, 404);

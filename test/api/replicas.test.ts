@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import { purgeUploads } from '../../src/app.js';
 import { collectOffline as collectGarbage } from '../../src/registry/maintenance.js';
 import { FilesystemDriver } from '../../src/storage/filesystem.js';
-import { errorCodes, pushImage, sha256, startRegistry, tempDir } from '../helpers/registry.js';
+import { afterTheWrites, errorCodes, pushImage, sha256, startRegistry, tempDir } from '../helpers/registry.js';
 
 const OCTET = { 'Content-Type': 'application/octet-stream' };
 
@@ -111,6 +111,7 @@ describe('garbage collection', () => {
       await fetch(`${r.url}/v2/gc/app/manifests/${gone.digest}`, { method: 'DELETE' });
       await fetch(`${r.url}/v2/gc/app/manifests/v3`, { method: 'DELETE' });
       const blobPath = (digest: string) => join(root, 'docker/registry/v2/blobs/sha256', digest.slice(7, 9), digest.slice(7), 'data');
+      await afterTheWrites();
       const dry = await collectGarbage(new FilesystemDriver(root), { dryRun: true, deleteUntagged: false });
       assert.equal(dry.blobsDeleted, 3);
       assert.ok(existsSync(blobPath(gone.layers[0]!)));

@@ -127,3 +127,10 @@ export async function errorCodes(res: Response): Promise<string[]> {
   const body = (await res.json()) as { errors: { code: string }[] };
   return body.errors.map((e) => e.code);
 }
+
+/**
+ * A collection removes only what was last used before it started, to the millisecond (file times
+ * have finer grain than the clock it reads): content written in the same millisecond as the
+ * start is kept. Tests that expect content written just before to be collected wait past it.
+ */
+export const afterTheWrites = () => new Promise((resolve) => setTimeout(resolve, 5));
