@@ -30,6 +30,7 @@ import { ReferrersService, type UnreadableReporter } from './registry/referrers.
 import { TagService } from './registry/tags.js';
 import { UploadService } from './registry/uploads.js';
 import { UsageIndex } from './registry/usage.js';
+import { LinkUsageSource } from './registry/usage-walk.js';
 import { RepositoryInventory } from './registry/inventory.js';
 import { UiAssets } from './ui/assets.js';
 import { LocalContent, OPEN_POLICY, type ContentReader, type RepositoryPolicy } from './registry/content.js';
@@ -153,7 +154,7 @@ export function createServices(config: Config, driver: StorageDriver = createDri
   const { coordination } = hooks;
   const links = () => new LinkMetadataStore(driver, persistStep(config.storage.gc.graceMs), coordination?.locks, coordination?.relay);
   const base: MetadataStore = database?.store ?? (driver.name === 's3' ? new CachedMetadataStore(links(), S3_METADATA_TTL_MS) : links());
-  const usage = new UsageIndex(base, driver, database?.usage);
+  const usage = new UsageIndex(base, database?.usage ?? new LinkUsageSource(base, driver));
   // client writes go through the policies' write guard; collection, retention and the cache's copies do not
   const { policies, store } = createPolicies(config, base, usage, driver, {
     onProgress: log ? (detail, message) => log.info(detail, message) : undefined,

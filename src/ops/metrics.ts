@@ -112,5 +112,7 @@ export function instrumentDriver(driver: StorageDriver, metrics: Metrics): Stora
     ping: () => time('ping', () => driver.ping()),
     downloadUrl: driver.downloadUrl ? (path) => time('urlfor', () => driver.downloadUrl!(path)) : undefined,
     findFolders: driver.findFolders ? (path, marker, options) => time('findfolders', () => driver.findFolders!(path, marker, options)) : undefined,
+    listMany: driver.listMany ? (paths) => time('listmany', () => driver.listMany!(paths)) : undefined,
+    readMany: driver.readMany ? (paths) => time('readmany', () => driver.readMany!(paths)) : undefined,
   };
 }

@@ -473,7 +473,7 @@ export class LinkMetadataStore implements MetadataStore {
 }
 
 /** A link file's digest; undefined when it does not hold one. */
-function parseLink(content: Buffer): Digest | undefined {
+export function parseLink(content: Buffer): Digest | undefined {
   try {
     return parseDigest(content.toString('utf8').trim());
   } catch {

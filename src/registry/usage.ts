@@ -1,11 +1,10 @@
 // Usage accounting: per repository, its tags, manifests, total and unique bytes and last push.
-// Built once by a walk of storage (in the background at startup), then kept up to date from the
-// metadata store's events, so answering never walks storage. Changes made by other processes
-// sharing the storage are picked up by the next rebuild (after each collection, and on a timer).
-import type { StorageDriver } from '../storage/driver.js';
+// Built once from a source (a walk of storage, usage-walk.ts, or a database's queries) in the
+// background at startup, then kept up to date from the metadata store's events, so answering
+// never walks storage. Changes made by other processes sharing the storage are picked up by the
+// next rebuild (after each collection, and on a timer).
 import type { MetadataEvent, MetadataStore } from './metadata.js';
 import type { Digest } from './names.js';
-import { paths } from './paths.js';
 
 export interface RepositoryUsage {
   name: string;
@@ -46,15 +45,16 @@ function blobsOf(content: Buffer): Map<string, number> {
 }
 
 /** A manifest's own bytes count as one of the blobs it keeps. */
-function entryFor(digest: Digest, content: Buffer): ManifestEntry {
+export function entryFor(digest: Digest, content: Buffer): ManifestEntry {
   const blobs = blobsOf(content);
   blobs.set(digest.toString(), content.length);
   return { size: content.length, blobs };
 }
 
-/** Where the figures come from when not from a walk of storage (a database answers them in a few queries). */
+/** Where the figures come from: a walk of storage (usage-walk.ts), or a database's queries. */
 export interface UsageSource {
-  load(): Promise<Map<string, RepoEntry>>;
+  /** Every repository's entry; `previous` is what the last load gave, as kept up to date since. */
+  load(previous?: ReadonlyMap<string, RepoEntry>): Promise<Map<string, RepoEntry>>;
 }
 
 export class UsageIndex {
@@ -68,7 +68,7 @@ export class UsageIndex {
   /** Events arriving during a walk, applied again after it (one walk at a time). */
   private pending: MetadataEvent[] | undefined;
 
-  constructor(private readonly store: MetadataStore, private readonly driver: StorageDriver, private readonly source?: UsageSource) {
+  constructor(store: MetadataStore, private readonly source: UsageSource) {
     store.subscribe((event) => {
       // applied at once (quotas read these figures), and again after a walk in progress, which may
       // have read the repository before the change (every event applies idempotently)
@@ -102,9 +102,7 @@ export class UsageIndex {
   private async walk(): Promise<void> {
     this.pending = [];
     try {
-      let repos = new Map<string, RepoEntry>();
-      if (this.source) repos = await this.source.load();
-      else for (const name of await this.store.repositories()) repos.set(name, await this.read(name));
+      const repos = await this.source.load(this.repos);
       this.repos = repos;
       this.refs = new Map();
       for (const [name, repo] of repos) for (const m of repo.manifests.values()) this.addRefs(name, m);
@@ -154,29 +152,6 @@ export class UsageIndex {
   /** Tags of a repository with the time each was last pushed (ms since the epoch). */
   tagTimes(name: string): Map<string, number> {
     return new Map(this.repos.get(name)?.tags ?? []);
-  }
-
-  private async read(name: string): Promise<RepoEntry> {
-    const repo: RepoEntry = { tags: new Map(), manifests: new Map(), lastPush: 0 };
-    for (const digest of await this.store.revisions(name)) {
-      const entry = await this.manifestEntry(digest);
-      if (entry) repo.manifests.set(digest.toString(), entry);
-    }
-    for (const tag of await this.store.tags(name).catch(() => [] as string[])) {
-      const at = await this.driver.stat(paths.tagCurrentLink(name, tag)).then((s) => s.modTime.getTime(), () => 0);
-      repo.tags.set(tag, at);
-      repo.lastPush = Math.max(repo.lastPush, at);
-    }
-    return repo;
-  }
-
-  private async manifestEntry(digest: Digest, content?: Buffer): Promise<ManifestEntry | undefined> {
-    try {
-      content ??= await this.driver.getContent(paths.blobData(digest));
-    } catch {
-      return undefined;
-    }
-    return entryFor(digest, content);
   }
 
   private addRefs(name: string, m: ManifestEntry, delta = 1): void {

@@ -11,6 +11,12 @@ export interface FileInfo {
   version?: string;
 }
 
+/** A small file read whole, with the time it was last written. */
+export interface SmallFile {
+  content: Buffer;
+  modTime: Date;
+}
+
 /** A sink for appended bytes; resolves `done` once everything written is durable in the file. */
 export interface FileWriter {
   stream: Writable;
@@ -64,6 +70,13 @@ export interface StorageDriver {
    * can prove unchanged (a cache exact under its storage's rules), not from a copy that may be stale.
    */
   findFolders?(path: string, marker: string, options?: { reuse?: boolean }): Promise<string[]>;
+  /**
+   * Many listings in one call (names as `list` gives them; undefined where a path is missing or
+   * not a folder), for drivers that make many calls cheaper together than one at a time.
+   */
+  listMany?(paths: string[]): Promise<(string[] | undefined)[]>;
+  /** Many small files' contents with their modification times in one call; undefined where missing. */
+  readMany?(paths: string[]): Promise<(SmallFile | undefined)[]>;
   /** A URL clients may download the file from directly (presigned), for drivers that have one. */
   downloadUrl?(path: string): Promise<string>;
 }

@@ -5,8 +5,9 @@ import * as fs from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { checkPath, PathNotFoundError, type FileInfo, type PutOptions, type StorageDriver } from './driver.js';
+import { checkPath, PathNotFoundError, type FileInfo, type PutOptions, type SmallFile, type StorageDriver } from './driver.js';
 import { FolderWalker } from './folder-walk.js';
+import { listEach, readEach, runInSlices } from './slices.js';
 
 export class FilesystemDriver implements StorageDriver {
   readonly name = 'filesystem';
@@ -22,6 +23,15 @@ export class FilesystemDriver implements StorageDriver {
 
   findFolders(path: string, marker: string, options?: { reuse?: boolean }): Promise<string[]> {
     return this.walker.find(this.full(path), marker, options);
+  }
+
+  // Many listings or reads: synchronous calls, a few milliseconds at a time (slices.ts)
+  listMany(paths: string[]): Promise<(string[] | undefined)[]> {
+    return runInSlices(listEach(paths.map((p) => this.full(p))));
+  }
+
+  readMany(paths: string[]): Promise<(SmallFile | undefined)[]> {
+    return runInSlices(readEach(paths.map((p) => this.full(p))));
   }
 
   private full(path: string): string {

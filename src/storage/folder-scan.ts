@@ -12,15 +12,12 @@
 // the same time, and the second may have come after the listing.
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { Slice } from './slices.js';
 
 /** Missing or not a folder: nothing below it (it may have been removed during the walk). */
 const SKIP = new Set(['ENOENT', 'ENOTDIR']);
 /** A folder modified this recently is listed again by the next walk, whatever its time then. */
 const RECENT_MS = 2_000;
-/** The work done between two pauses. */
-const SLICE_MS = 4;
-/** How often the clock is read. */
-const CLOCK_EVERY = 16;
 
 /**
  * What a walk saw, for the next walk of the same tree: the folders in the order walked (their
@@ -66,7 +63,7 @@ function open(record: FolderRecord): Previous {
 /**
  * Walks `root` for folders holding `marker`, not entering entries that start with `_` or `.`.
  * With `keep` the result has a record of the walk; with `previous` (a record), folders unchanged
- * since are not listed. Yields every SLICE_MS or so; throws what a listing throws, except for a
+ * since are not listed. Yields every few milliseconds (slices.ts); throws what a listing throws, except for a
  * folder missing or no longer a folder (skipped).
  */
 export function* scan(root: string, marker: string, keep: boolean, previous?: FolderRecord): Generator<void, Walked> {
@@ -79,14 +76,10 @@ export function* scan(root: string, marker: string, keep: boolean, previous?: Fo
   const parents: number[] = [];
   const marks: number[] = [];
   let listed = 0;
-  let visited = 0;
-  let sliceStart = performance.now();
+  const slice = new Slice();
   const stack: { prefix: string; parent: number }[] = [{ prefix: '', parent: -1 }];
   while (stack.length > 0) {
-    if (++visited % CLOCK_EVERY === 0 && performance.now() - sliceStart > SLICE_MS) {
-      yield;
-      sliceStart = performance.now();
-    }
+    if (slice.due()) yield;
     const { prefix, parent } = stack.pop()!;
     const path = prefix ? join(root, prefix) : root;
     let time = Number.NaN;
@@ -141,13 +134,4 @@ export function* scan(root: string, marker: string, keep: boolean, previous?: Fo
     };
   }
   return walked;
-}
-
-/** Runs a walk a slice at a time, letting other work run between slices (on the event loop). */
-export async function scanInSlices(walk: Generator<void, Walked>): Promise<Walked> {
-  for (;;) {
-    const step = walk.next();
-    if (step.done) return step.value;
-    await new Promise<void>((resolve) => setImmediate(resolve));
-  }
 }

@@ -9,7 +9,8 @@
 // entries), and the next such walk of the same tree checks it instead of walking again: a stat
 // of each folder, and a listing only of those changed since (folder-scan.ts says why that is
 // exact). The catalog walks this way. Collection does not: it lists every folder, every time.
-import { scan, scanInSlices, type FolderRecord } from './folder-scan.js';
+import { scan, type FolderRecord } from './folder-scan.js';
+import { runInSlices } from './slices.js';
 
 /** How long the record of a walk is kept for the next one. */
 const RECORD_IDLE_MS = 15 * 60_000;
@@ -38,7 +39,7 @@ export class FolderWalker {
   async find(root: string, marker: string, options: { reuse?: boolean } = {}): Promise<string[]> {
     const key = options.reuse ? `${root}\0${marker}` : undefined;
     const kept = key === undefined ? undefined : this.records.get(key)?.record;
-    const walked = await scanInSlices(scan(root, marker, key !== undefined, kept));
+    const walked = await runInSlices(scan(root, marker, key !== undefined, kept));
     if (key !== undefined && walked.record) this.keep(key, walked.record);
     this.last = { folders: walked.record ? walked.record.parents.length : walked.listed, listed: walked.listed };
     return walked.names;
