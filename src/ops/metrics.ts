@@ -88,13 +88,16 @@ export class Metrics {
 }
 
 
+/** Every member of T named, the optional ones too (possibly undefined): a wrapper cannot drop one unseen. */
+type EveryMember<T> = { [K in keyof Required<T>]: T[K] };
+
 /** Wraps a driver so that every operation's latency is observed, labelled by driver and operation. */
 export function instrumentDriver(driver: StorageDriver, metrics: Metrics): StorageDriver {
   const time = <T>(operation: string, work: () => Promise<T>): Promise<T> => {
     const started = process.hrtime.bigint();
     return work().finally(() => metrics.observeStorage(driver.name, operation, Number(process.hrtime.bigint() - started) / 1e9));
   };
-  return {
+  const wrapped: EveryMember<StorageDriver> = {
     name: driver.name,
     localStat: driver.localStat,
     statNow: driver.statNow?.bind(driver),
@@ -115,4 +118,5 @@ export function instrumentDriver(driver: StorageDriver, metrics: Metrics): Stora
     listMany: driver.listMany ? (paths) => time('listmany', () => driver.listMany!(paths)) : undefined,
     readMany: driver.readMany ? (paths) => time('readmany', () => driver.readMany!(paths)) : undefined,
   };
+  return wrapped;
 }
