@@ -12,7 +12,8 @@ import { assertBatteryHeld, Client, COLLECTING_ENV, makeImage, runBattery, verif
 import { LAUNCHER, launcherEnv, startBerth, type BerthProcess } from '../helpers/clients.js';
 import { tempDir } from '../helpers/registry.js';
 
-const GC_ENV = { ...COLLECTING_ENV, REGISTRY_HTTP_WORKERS: '2' };
+// at info level (without the access log), so that the test sees each worker start serving
+const GC_ENV = { ...COLLECTING_ENV, REGISTRY_HTTP_WORKERS: '2', REGISTRY_LOG_LEVEL: 'info', REGISTRY_LOG_ACCESSLOG_DISABLED: 'true' };
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -25,10 +26,10 @@ function workerPids(primary: number): number[] {
   }
 }
 
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
+async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms = 15_000, seen?: () => string): Promise<void> {
   const until = Date.now() + ms;
   while (!(await check())) {
-    if (Date.now() > until) assert.fail(`timed out waiting: ${what}`);
+    if (Date.now() > until) assert.fail(`timed out waiting: ${what}${seen ? `\n${seen()}` : ''}`);
     await sleep(100);
   }
 }
@@ -53,6 +54,9 @@ describe('several workers (http.workers)', () => {
     const primary = berth.child.pid!;
     try {
       await waitFor('two workers', () => workerPids(primary).length === 2);
+      // a worker that dies before it ever served stops the registry (a startup that fails, say a
+      // bad configuration, would only fail again): the killing starts once both serve
+      await waitFor('both workers serving', () => (berth.log().match(/worker is serving/g) ?? []).length >= 2);
       const keeper = makeImage('keep/app', 'v1', 'keeper');
       assert.ok(await new Client({ url: () => berth.url }).pushImage(keeper), 'the keeper image was not acknowledged');
       let kills = 0;
@@ -74,7 +78,8 @@ describe('several workers (http.workers)', () => {
       await killer;
       const battery = result.live.length;
       result.live.push(keeper);
-      await waitFor('the killed worker replaced', () => workerPids(primary).length === 2);
+      await waitFor('the killed worker replaced', () => workerPids(primary).length === 2, 15_000,
+        () => `workers ${workerPids(primary).join(', ') || 'none'}; the registry's last lines:\n${berth.log().split('\n').filter((l) => !l.includes('"msg":"request"')).slice(-15).join('\n')}`);
       const replaced = Date.now();
       const checked = await verifyBattery(new Client({ url: () => berth.url }), result);
       const verified = Date.now();
