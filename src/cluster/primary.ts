@@ -283,7 +283,9 @@ export class Primary {
     for (const other of this.members.values()) if (other.joined) this.send(other, { t: 'walked', startedAt: 0 });
     if (this.stopping) return;
     const { log } = this.options;
-    if (!member.joined && !member.restart) {
+    // one that ends on its own before it ever served failed to start, and would only fail again;
+    // one ended by a signal (kill -9, the OOM killer) is replaced, even while starting
+    if (!member.joined && !member.restart && signal === null) {
       log.error({ slot: member.slot, code, signal }, 'a worker process exited before it could serve: stopping');
       this.onFatal(code || 1);
       return;

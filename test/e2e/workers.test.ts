@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, it } from 'node:test';
 import { request } from 'node:http';
 import { assertBatteryHeld, Client, COLLECTING_ENV, makeImage, runBattery, verifyBattery } from '../helpers/battery.js';
@@ -152,6 +153,58 @@ describe('several workers (http.workers)', () => {
       await new Promise((resolve) => child.once('exit', resolve));
       rmSync(root, { recursive: true, force: true });
     }
+  });
+
+  it('replace a worker killed while it starts, and stop when a worker fails to start', async (t) => {
+    const root = tempDir();
+    // loaded by every process: a worker takes 3 s to start, or fails to start when asked
+    const preload = join(root, 'slow-worker.mjs');
+    writeFileSync(preload, [
+      "import cluster from 'node:cluster';",
+      'if (cluster.isWorker) {',
+      '  if (process.env.TEST_WORKER_FAILS) process.exit(3);',
+      '  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 3000);',
+      '}', ''].join('\n'));
+    const env = { REGISTRY_HTTP_WORKERS: '2', REGISTRY_LOG_LEVEL: 'info', REGISTRY_LOG_ACCESSLOG_DISABLED: 'true',
+      NODE_OPTIONS: `--import=${pathToFileURL(preload).href}` };
+    const starting = startBerth(join(root, 'data'), env);
+    starting.catch(() => undefined);
+    t.after(async () => { await (await starting.catch(() => undefined))?.stop(); });
+    // the primary: of the processes serving this root, the one whose children are the workers
+    let primary = 0;
+    await waitFor('the workers forked', () => {
+      const serving = (() => {
+        try {
+          return execFileSync('pgrep', ['-f', '--', `--root ${join(root, 'data')}$`], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+        } catch {
+          return [];
+        }
+      })();
+      primary = serving.find((pid) => workerPids(pid).length === 2) ?? 0;
+      return primary !== 0;
+    });
+    const victim = workerPids(primary)[0]!;
+    process.kill(victim, 'SIGKILL'); // well within its 3 s start
+    const berth = await starting;
+    try {
+      await waitFor('the killed worker replaced, and both serving', () =>
+        (berth.log().match(/worker is serving/g) ?? []).length >= 2 && workerPids(primary).length === 2, 20_000);
+      assert.doesNotMatch(berth.log(), new RegExp(`"pid":${victim},"msg":"worker is serving"`), 'the worker killed had not served');
+      assert.match(berth.log(), /a worker process exited: its locks are released and a new one starts/);
+      assert.equal((await fresh(`${berth.url}/v2/`)).status, 200);
+    } finally {
+      await berth.stop();
+    }
+    // a worker that exits on its own before it ever served: the registry stops, with an error
+    const failing = spawn(LAUNCHER, ['serve', '--addr', '127.0.0.1:0', '--root', join(root, 'data2')],
+      { env: launcherEnv({ ...env, TEST_WORKER_FAILS: '1' }), stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    failing.stdout.on('data', (c) => { output += c; });
+    failing.stderr.on('data', (c) => { output += c; });
+    const code = await new Promise<number | null>((resolve) => failing.once('exit', (c) => resolve(c)));
+    assert.notEqual(code, 0, output);
+    assert.match(output, /a worker process exited before it could serve: stopping/);
+    rmSync(root, { recursive: true, force: true });
   });
 
   it('refuse to start when the workers could not agree (a token key made at startup)', () => {
