@@ -9,7 +9,7 @@
 //   no `keep` rule matches keeps every tag.
 // - A manifest is removed when only removed tags reached it (directly, as a child of an index, or
 //   as a referrer of one), and when no tag reached it and it is older than `untagged.olderthan`.
-import { mapBounded } from '../registry/link-store.js';
+import { mapBounded } from '../storage/many.js';
 import type { MetadataStore } from '../registry/metadata.js';
 import { parseDigest } from '../registry/names.js';
 import { paths } from '../registry/paths.js';

@@ -10,7 +10,7 @@ import type { StorageDriver } from '../storage/driver.js';
 import { isNotFound } from '../storage/driver.js';
 import { RegistryError } from './errors.js';
 import { parseManifest, storedMediaType } from './media-types.js';
-import { mapBounded } from './link-store.js';
+import { mapBounded } from '../storage/many.js';
 import type { MetadataStore } from './metadata.js';
 import { parseDigest, type Digest } from './names.js';
 import { paths } from './paths.js';

@@ -6,6 +6,7 @@
 // - readers only trust a `link` that holds a digest, so a temporary file or an empty folder
 //   left by a crash is never served or listed.
 import { isNotFound, type StorageDriver } from '../storage/driver.js';
+import { mapBounded } from '../storage/many.js';
 import { readLink } from './blobs.js';
 import { walkRepositories } from './catalog.js';
 import { nameUnknown, RegistryError } from './errors.js';
@@ -16,8 +17,6 @@ import type { EventRelay, ManifestRecord, MetadataEvent, MetadataStore, MissingR
 import { parseDigest, type Digest } from './names.js';
 import { paths } from './paths.js';
 
-/** At most this many storage reads at once for one request's checks or listings. */
-const CONCURRENCY = 16;
 const MAX_TRACKED_USES = 200_000;
 const MAX_KNOWN_TAG_REPOSITORIES = 10_000;
 /** Tag listings kept (a listing of thousands of tags is a few hundred KiB). */
@@ -517,16 +516,3 @@ async function listDigests(driver: StorageDriver, root: string): Promise<Digest[
   return found;
 }
 
-/** Maps with at most CONCURRENCY calls in flight. */
-export async function mapBounded<T, R>(items: T[], fn: (item: T) => Promise<R>, limit = CONCURRENCY): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}

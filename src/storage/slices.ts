@@ -7,7 +7,7 @@ import { closeSync, fstatSync, openSync, readdirSync, readSync } from 'node:fs';
 import type { SmallFile } from './driver.js';
 
 /** The work done between two pauses. */
-export const SLICE_MS = 4;
+const SLICE_MS = 4;
 /** How many steps between two readings of the clock. */
 const CLOCK_EVERY = 16;
 /** A missing path, or one that is not of the kind asked (a file listed, a folder read). */
