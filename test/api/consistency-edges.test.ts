@@ -18,8 +18,9 @@ function faulty(root: string, hooks: Partial<Record<keyof StorageDriver, (path: 
       const value = target[prop];
       if (typeof value !== 'function') return value;
       const hook = hooks[prop];
+      if (!hook) return value.bind(target); // unhooked calls stay as they are (statNow is synchronous)
       return async (...args: unknown[]) => {
-        if (hook) await hook(args[0] as string);
+        await hook(args[0] as string);
         return (value as (...a: unknown[]) => unknown).apply(target, args);
       };
     },
