@@ -5,7 +5,7 @@
 // - delete: tags → revision → referrers entry;
 // - readers only trust a `link` that holds a digest, so a temporary file or an empty folder
 //   left by a crash is never served or listed.
-import { isNotFound, type FileInfo, type StorageDriver } from '../storage/driver.js';
+import { isNotFound, type StorageDriver } from '../storage/driver.js';
 import { mapBounded } from '../storage/many.js';
 import { readLink } from './blobs.js';
 import { walkRepositories } from './catalog.js';
@@ -18,8 +18,6 @@ import { parseDigest, type Digest } from './names.js';
 import { paths } from './paths.js';
 
 const MAX_TRACKED_USES = 200_000;
-/** How recent a use must be for a blob's stat to be made on the calling thread (statRecentBlob). */
-const RECENT_USE_MS = 60_000;
 const MAX_KNOWN_TAG_REPOSITORIES = 10_000;
 /** Tag listings kept (a listing of thousands of tags is a few hundred KiB). */
 const MAX_TAG_LISTINGS = 256;
@@ -197,10 +195,10 @@ export class LinkMetadataStore implements MetadataStore {
 
   async blobStat(digest: Digest): Promise<{ size: number; lastUsed: number } | undefined> {
     try {
-      const key = digest.toString();
-      const info = this.statRecentBlob(key, digest) ?? await this.driver.stat(paths.blobData(digest));
+      const info = await this.driver.stat(paths.blobData(digest));
       if (info.isDir) return undefined;
       // storage's own time is a use already recorded: a use now need not be written again until it is stale
+      const key = digest.toString();
       if (!this.used.has(key) && this.used.size < MAX_TRACKED_USES) {
         this.used.set(key, { at: info.modTime.getTime(), persisted: info.modTime.getTime() });
       }
@@ -458,18 +456,6 @@ export class LinkMetadataStore implements MetadataStore {
     this.used.delete(digest.toString());
     if (this.used.size >= MAX_TRACKED_USES) this.used.delete(this.used.keys().next().value!);
     this.used.set(digest.toString(), { at: now, persisted: now });
-  }
-
-  /**
-   * A blob this process used within the last minute is checked on this thread, like a kept link
-   * (its inode is still in the kernel's cache): a HEAD or GET of hot content then costs no hand-off
-   * to the thread pool and back. Undefined: ask storage the usual way.
-   */
-  private statRecentBlob(key: string, digest: Digest): FileInfo | undefined {
-    if (!this.driver.statNow) return undefined;
-    const entry = this.used.get(key);
-    if (!entry || Date.now() - entry.at > RECENT_USE_MS) return undefined;
-    return this.driver.statNow(paths.blobData(digest));
   }
 
   /** Records a use of content now; storage learns of it when its own record is older than the persistence step. */

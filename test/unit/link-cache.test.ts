@@ -7,7 +7,6 @@ import { describe, it } from 'node:test';
 import { ValidatedReads, STABLE_MS } from '../../src/registry/link-cache.js';
 import { LinkMetadataStore } from '../../src/registry/link-store.js';
 import { parseDigest, type Digest } from '../../src/registry/names.js';
-import { paths } from '../../src/registry/paths.js';
 import { FilesystemDriver } from '../../src/storage/filesystem.js';
 import { tempDir } from '../helpers/registry.js';
 
@@ -72,32 +71,5 @@ describe('validated reads of link files', () => {
     assert.ok(await b.deleteManifest('team/app', digestOf('three')));
     assert.equal(await a.hasRevision('team/app', digestOf('three')), false);
     assert.deepEqual(await a.tags('team/app'), ['v1']);
-  });
-});
-
-describe('stats of blobs used moments ago', () => {
-  it('are made on the calling thread, and still see a blob another process removed, and one it wrote back', async () => {
-    const root = tempDir();
-    let pooledStats = 0;
-    class CountingDriver extends FilesystemDriver {
-      override stat(path: string) {
-        pooledStats++;
-        return super.stat(path);
-      }
-    }
-    const mine = new LinkMetadataStore(new CountingDriver(root));
-    const theirs = new FilesystemDriver(root); // another process (a collection, say) on the same storage
-    const digest = digestOf('layer');
-    await theirs.putContent(paths.blobData(digest), 'layer');
-    assert.equal((await mine.blobStat(digest))?.size, 5);
-    assert.equal(pooledStats, 1, 'a blob not used yet is asked of storage the usual way');
-    assert.equal((await mine.useBlob(digest, () => mine.blobStat(digest)))?.size, 5);
-    const before = pooledStats;
-    for (let i = 0; i < 5; i++) assert.equal((await mine.blobStat(digest))?.size, 5);
-    assert.equal(pooledStats, before, 'a blob used moments ago is checked without the thread pool');
-    await theirs.delete(paths.blobData(digest).replace(/\/data$/, ''));
-    assert.equal(await mine.blobStat(digest), undefined, 'removed by another process: gone at once');
-    await theirs.putContent(paths.blobData(digest), 'layer');
-    assert.equal((await mine.blobStat(digest))?.size, 5, 'written back: found at once');
   });
 });
