@@ -18,13 +18,23 @@ const GC_ENV = { ...COLLECTING_ENV, REGISTRY_HTTP_WORKERS: '2', REGISTRY_LOG_LEV
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** The worker processes of a primary (its children). */
-function workerPids(primary: number): number[] {
+/** The processes pgrep finds with these arguments (none: an empty list). */
+function pgrep(...args: string[]): number[] {
   try {
-    return execFileSync('pgrep', ['-P', String(primary)], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+    return execFileSync('pgrep', args, { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
   } catch {
     return [];
   }
+}
+
+/** The worker processes of a primary (its children). */
+function workerPids(primary: number): number[] {
+  return pgrep('-P', String(primary));
+}
+
+/** How many workers have said they serve, in the registry's log so far. */
+function serving(berth: BerthProcess): number {
+  return (berth.log().match(/worker is serving/g) ?? []).length;
 }
 
 async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms = 15_000, seen?: () => string): Promise<void> {
@@ -57,7 +67,7 @@ describe('several workers (http.workers)', () => {
       await waitFor('two workers', () => workerPids(primary).length === 2);
       // a worker that dies before it ever served stops the registry (a startup that fails, say a
       // bad configuration, would only fail again): the killing starts once both serve
-      await waitFor('both workers serving', () => (berth.log().match(/worker is serving/g) ?? []).length >= 2);
+      await waitFor('both workers serving', () => serving(berth) >= 2);
       const keeper = makeImage('keep/app', 'v1', 'keeper');
       assert.ok(await new Client({ url: () => berth.url }).pushImage(keeper), 'the keeper image was not acknowledged');
       let kills = 0;
@@ -103,7 +113,7 @@ describe('several workers (http.workers)', () => {
     const primary = berth.child.pid!;
     try {
       await waitFor('two workers', () => workerPids(primary).length === 2);
-      await waitFor('both workers serving', () => (berth.log().match(/worker is serving/g) ?? []).length === 2);
+      await waitFor('both workers serving', () => serving(berth) === 2);
       // every step on a new connection: an upload started on one worker goes on and ends on others
       const data = Buffer.from('a blob in three parts, sent over three connections');
       const digest = `sha256:${(await import('node:crypto')).createHash('sha256').update(data).digest('hex')}`;
@@ -173,14 +183,7 @@ describe('several workers (http.workers)', () => {
     // the primary: of the processes serving this root, the one whose children are the workers
     let primary = 0;
     await waitFor('the workers forked', () => {
-      const serving = (() => {
-        try {
-          return execFileSync('pgrep', ['-f', '--', `--root ${join(root, 'data')}$`], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
-        } catch {
-          return [];
-        }
-      })();
-      primary = serving.find((pid) => workerPids(pid).length === 2) ?? 0;
+      primary = pgrep('-f', '--', `--root ${join(root, 'data')}$`).find((pid) => workerPids(pid).length === 2) ?? 0;
       return primary !== 0;
     });
     const victim = workerPids(primary)[0]!;
@@ -188,7 +191,7 @@ describe('several workers (http.workers)', () => {
     const berth = await starting;
     try {
       await waitFor('the killed worker replaced, and both serving', () =>
-        (berth.log().match(/worker is serving/g) ?? []).length >= 2 && workerPids(primary).length === 2, 20_000);
+        serving(berth) >= 2 && workerPids(primary).length === 2, 20_000);
       assert.doesNotMatch(berth.log(), new RegExp(`"pid":${victim},"msg":"worker is serving"`), 'the worker killed had not served');
       assert.match(berth.log(), /a worker process exited: its locks are released and a new one starts/);
       assert.equal((await fresh(`${berth.url}/v2/`)).status, 200);
