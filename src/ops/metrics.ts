@@ -101,6 +101,7 @@ export function instrumentDriver(driver: StorageDriver, metrics: Metrics): Stora
     name: driver.name,
     localStat: driver.localStat,
     statNow: driver.statNow?.bind(driver),
+    existsNow: driver.existsNow?.bind(driver),
     getContentWithInfo: driver.getContentWithInfo ? (path) => time('getcontent', () => driver.getContentWithInfo!(path)) : undefined,
     getContent: (path) => time('getcontent', () => driver.getContent(path)),
     putContent: (path, content, options) => time('putcontent', () => driver.putContent(path, content, options)),

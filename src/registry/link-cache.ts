@@ -11,6 +11,11 @@
 // A file is read with the stat of the very inode read (links are replaced by a rename, never
 // rewritten in place); a folder's stat comes before its listing, so a change between them makes
 // the kept version stale, never the kept listing.
+//
+// A file whose content its path names (a layer or revision link holds the digest in its own
+// path) cannot change while it exists: any file there holds the same content. Such a file is
+// checked for existence alone, which is cheaper than a stat and is not upset by a new
+// modification time (a revision link is touched when its manifest is pushed again).
 import { isNotFound, type FileInfo, type StorageDriver } from '../storage/driver.js';
 
 /** How long a file must have been unchanged before what was read of it is kept. */
@@ -18,7 +23,7 @@ export const STABLE_MS = 100;
 const MAX_ENTRIES = 20_000;
 
 export class ValidatedReads<V> {
-  private readonly entries = new Map<string, { version: string; value: V }>();
+  private readonly entries = new Map<string, { version: string; value: V; named: boolean }>();
 
   constructor(private readonly driver: StorageDriver, private readonly max = MAX_ENTRIES) {}
 
@@ -30,9 +35,10 @@ export class ValidatedReads<V> {
   /**
    * A small file's value (`parse` of its content; undefined: nothing to keep), from memory
    * while the file's version is unchanged. A miss costs what a plain read costs: the file is
-   * read with the stat of the very inode read.
+   * read with the stat of the very inode read. `named`: the path names the content (a digest's
+   * link), so a kept value holds while the file exists.
    */
-  async file(path: string, parse: (content: Buffer) => V | undefined): Promise<V | undefined> {
+  async file(path: string, parse: (content: Buffer) => V | undefined, named = false): Promise<V | undefined> {
     const known = this.known(path);
     if (known) return known.value;
     if (known === null) return undefined;
@@ -46,7 +52,7 @@ export class ValidatedReads<V> {
       throw err;
     }
     const value = parse(got.content);
-    if (value !== undefined) this.keep(path, got.info, value);
+    if (value !== undefined) this.keep(path, got.info, value, named);
     return value;
   }
 
@@ -76,16 +82,22 @@ export class ValidatedReads<V> {
     const entry = this.entries.get(path);
     if (!entry || !this.driver.statNow) return undefined;
     // a file read before is checked on this thread (its inode is in the kernel's cache)
+    if (entry.named && this.driver.existsNow) {
+      if (this.driver.existsNow(path)) return entry;
+      this.entries.delete(path);
+      return null;
+    }
     const info = this.driver.statNow(path);
     if (info && versionOf(info) === entry.version) return entry;
     this.entries.delete(path);
     return info ? undefined : null;
   }
 
-  private keep(path: string, info: FileInfo, value: V): void {
-    if (info.modTime.getTime() >= Date.now() - STABLE_MS) return; // changed moments ago: read it again next time
+  private keep(path: string, info: FileInfo, value: V, named = false): void {
+    // changed moments ago: read it again next time (a file its path names cannot have changed)
+    if (!named && info.modTime.getTime() >= Date.now() - STABLE_MS) return;
     if (this.entries.size >= this.max) this.entries.delete(this.entries.keys().next().value!);
-    this.entries.set(path, { version: versionOf(info), value });
+    this.entries.set(path, { version: versionOf(info), value, named });
   }
 
   private async read(path: string, parse: (content: Buffer) => V | undefined): Promise<V | undefined> {

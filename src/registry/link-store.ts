@@ -34,11 +34,14 @@ export class LinkMetadataStore implements MetadataStore {
   private readonly validTags = new Map<string, Set<string>>();
   /** Link files and tag listings read, answered again after a stat (local filesystems only). */
   private readonly links: ValidatedReads<Digest>;
+  /** Layer and revision links seen holding the digest their path names. */
+  private readonly namedLinks: ValidatedReads<true>;
   private readonly listings: ValidatedReads<string[]>;
 
   constructor(private readonly driver: StorageDriver, private readonly persistEveryMs = 60_000,
               private readonly locks: Locker = new KeyedLocks(), private readonly relay?: EventRelay) {
     this.links = new ValidatedReads(driver);
+    this.namedLinks = new ValidatedReads(driver);
     this.listings = new ValidatedReads(driver, MAX_TAG_LISTINGS);
     // another worker of this registry changed something: what this process remembers of it goes
     relay?.onRemote((event) => {
@@ -67,6 +70,16 @@ export class LinkMetadataStore implements MetadataStore {
   /** A link file's digest; on a local filesystem, one stat while it is unchanged. */
   private link(path: string): Promise<Digest | undefined> {
     return this.links.file(path, parseLink);
+  }
+
+  /**
+   * Whether a layer or revision link holds `digest`, the digest its path names. Only a link
+   * holding it is kept, and checked for existence alone: any link written there holds the same.
+   */
+  private async holdsNamed(path: string, digest: Digest): Promise<boolean> {
+    const want = digest.toString();
+    const parse = (content: Buffer) => (parseLink(content)?.toString() === want ? true : undefined);
+    return (await this.namedLinks.file(path, parse, true)) === true;
   }
 
   async tagUsedAt(name: string, tag: string): Promise<number | undefined> {
@@ -175,7 +188,7 @@ export class LinkMetadataStore implements MetadataStore {
   }
 
   async blobLinked(name: string, digest: Digest): Promise<boolean> {
-    return (await this.link(paths.layerLink(name, digest)))?.toString() === digest.toString();
+    return this.holdsNamed(paths.layerLink(name, digest), digest);
   }
 
   layers(name: string): Promise<Digest[]> {
@@ -430,7 +443,7 @@ export class LinkMetadataStore implements MetadataStore {
   }
 
   async hasRevision(name: string, digest: Digest): Promise<boolean> {
-    return (await this.link(paths.revisionLink(name, digest)))?.toString() === digest.toString();
+    return this.holdsNamed(paths.revisionLink(name, digest), digest);
   }
 
   private async missingReferences(name: string, record: ManifestRecord): Promise<MissingReference[]> {

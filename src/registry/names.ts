@@ -30,9 +30,13 @@ export function validateTag(tag: string): string {
 export type Algorithm = 'sha256' | 'sha512';
 
 export class Digest {
-  constructor(readonly algorithm: Algorithm, readonly hex: string) {}
+  /** `algorithm:hex`, built once: digests name map keys, locks, paths and headers on every request. */
+  readonly #text: string;
+  constructor(readonly algorithm: Algorithm, readonly hex: string) {
+    this.#text = `${algorithm}:${hex}`;
+  }
   toString(): string {
-    return `${this.algorithm}:${this.hex}`;
+    return this.#text;
   }
 }
 

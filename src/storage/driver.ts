@@ -32,6 +32,8 @@ export interface StorageDriver {
    * Undefined when the path does not exist.
    */
   statNow?(path: string): FileInfo | undefined;
+  /** Whether the path exists, on the calling thread (with `statNow`): cheaper than a stat. */
+  existsNow?(path: string): boolean;
   /** A small file's content with the stat of the very file read (so version and content agree). */
   getContentWithInfo?(path: string): Promise<{ content: Buffer; info: FileInfo }>;
   /** Whole content of a small file (links, manifests). Throws PathNotFoundError. */

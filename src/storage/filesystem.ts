@@ -1,6 +1,6 @@
 // Filesystem driver: the embedded default, laid out exactly like distribution's so that a data
 // directory moves freely between Berth and registry:2.
-import { createReadStream, createWriteStream, fdatasync, read, readFile, readdir, stat, statSync, type Stats, type WriteStream } from 'node:fs';
+import { accessSync, createReadStream, createWriteStream, fdatasync, read, readFile, readdir, stat, statSync, type Stats, type WriteStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
@@ -149,6 +149,17 @@ export class FilesystemDriver implements StorageDriver {
   statNow(path: string): FileInfo | undefined {
     const st = statSync(this.full(path), { throwIfNoEntry: false });
     return st && { size: st.size, modTime: st.mtime, isDir: st.isDirectory(), version: `${st.ino}:${st.mtimeMs}` };
+  }
+
+  existsNow(path: string): boolean {
+    try {
+      accessSync(this.full(path));
+      return true;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+      throw err;
+    }
   }
 
   stat(path: string): Promise<FileInfo> {

@@ -10,6 +10,7 @@ import { parseDigest, type Digest } from '../../src/registry/names.js';
 import { FilesystemDriver } from '../../src/storage/filesystem.js';
 import { tempDir } from '../helpers/registry.js';
 
+const dirOf = (path: string) => path.slice(0, path.lastIndexOf('/'));
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const digestOf = (s: string): Digest => parseDigest(`sha256:${createHash('sha256').update(s).digest('hex')}`);
 
@@ -71,5 +72,44 @@ describe('validated reads of link files', () => {
     assert.ok(await b.deleteManifest('team/app', digestOf('three')));
     assert.equal(await a.hasRevision('team/app', digestOf('three')), false);
     assert.deepEqual(await a.tags('team/app'), ['v1']);
+  });
+
+  it('a layer link is checked for existence alone: unlinked, linked again or holding another digest, each read is right', async () => {
+    const root = tempDir();
+    const theirs = new FilesystemDriver(root);
+    let contentReads = 0;
+    let stats = 0;
+    const mine = new FilesystemDriver(root);
+    const counted = Object.assign(Object.create(mine) as FilesystemDriver, {
+      getContentWithInfo: (path: string) => { contentReads++; return mine.getContentWithInfo(path); },
+      statNow: (path: string) => { stats++; return mine.statNow(path); },
+    });
+    const a = new LinkMetadataStore(counted);
+    const digest = digestOf('layer');
+    const link = `/docker/registry/v2/repositories/team/app/_layers/sha256/${digest.hex}/link`;
+    await theirs.putContent(link, digest.toString());
+    assert.equal(await a.blobLinked('team/app', digest), true, 'kept at once: the path names the content');
+    for (let i = 0; i < 5; i++) {
+      await theirs.touch(link);
+      assert.equal(await a.blobLinked('team/app', digest), true);
+    }
+    assert.equal(contentReads, 1, 'a link its path names is read once, whatever its modification time');
+    assert.equal(stats, 0, 'and checked without a stat');
+    for (let i = 0; i < 20; i++) {
+      await theirs.delete(dirOf(link));
+      assert.equal(await a.blobLinked('team/app', digest), false, `unlinked ${i}`);
+      await theirs.putContent(link, digest.toString(), { durable: false });
+      assert.equal(await a.blobLinked('team/app', digest), true, `linked again ${i}`);
+    }
+    // a link holding another digest (only a hand could write it) is not the blob's, and is read each time
+    const other = digestOf('other layer');
+    const otherLink = link.replace(digest.hex, other.hex);
+    await theirs.putContent(otherLink, digest.toString());
+    const readsBefore = contentReads;
+    assert.equal(await a.blobLinked('team/app', other), false);
+    assert.equal(await a.blobLinked('team/app', other), false);
+    assert.equal(contentReads, readsBefore + 2, 'a link that does not hold its digest is not kept');
+    await theirs.putContent(otherLink, other.toString());
+    assert.equal(await a.blobLinked('team/app', other), true);
   });
 });

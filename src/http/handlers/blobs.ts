@@ -1,6 +1,8 @@
 // GET / HEAD / DELETE /v2/<name>/blobs/<digest>
 import { RegistryError } from '../../registry/errors.js';
 import { parseDigest } from '../../registry/names.js';
+import type { BlobDescriptor } from '../../registry/blobs.js';
+import type { BlobBody } from '../../registry/content.js';
 import { send, type RequestContext } from '../context.js';
 
 /** Parses a single `bytes=` range against a blob's size; undefined means "the whole blob".
@@ -36,18 +38,19 @@ export function parseRange(header: string | undefined, size: number): { start: n
 export async function getBlob(ctx: RequestContext): Promise<void> {
   const digest = parseDigest(ctx.param);
   const head = ctx.req.method === 'HEAD';
-  const blob = head ? { ...(await ctx.services.content.blobStat(ctx.name, digest)), ranges: true, send: undefined }
+  const blob: Partial<BlobBody> & BlobDescriptor = head ? await ctx.services.content.blobStat(ctx.name, digest)
     : await ctx.services.content.blob(ctx.name, digest);
   const { size } = blob;
-  if (!head && 'redirect' in blob && blob.redirect) { // to storage, as registry:2 does: ranges go along with the client
+  if (!head && blob.redirect) { // to storage, as registry:2 does: ranges go along with the client
     send(ctx, 307, { Location: blob.redirect, 'Docker-Content-Digest': digest.toString(), 'Content-Length': 0, ...blob.notes });
     return;
   }
-  const range = blob.ranges && size >= 0 ? parseRange(ctx.req.headers.range, size) : undefined;
+  const ranges = head || blob.ranges; // a HEAD says whether a GET would honour a range
+  const range = ranges && size >= 0 ? parseRange(ctx.req.headers.range, size) : undefined;
   const headers: Record<string, string | number> = {
     'Content-Type': 'application/octet-stream',
     'Docker-Content-Digest': digest.toString(),
-    'Accept-Ranges': blob.ranges ? 'bytes' : 'none',
+    'Accept-Ranges': ranges ? 'bytes' : 'none',
     'Cache-Control': 'max-age=31536000',
     ETag: `"${digest}"`,
     ...blob.notes,
@@ -59,7 +62,7 @@ export async function getBlob(ctx: RequestContext): Promise<void> {
     headers['Content-Length'] = size;
   }
   const status = range ? 206 : 200;
-  if (!blob.send || size === 0) {
+  if (head || !blob.send || size === 0) {
     send(ctx, status, headers);
     return;
   }
