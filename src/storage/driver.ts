@@ -100,9 +100,10 @@ export function isNotFound(err: unknown): err is PathNotFoundError {
 }
 
 /** Rejects anything that is not a clean absolute driver path: a guard against traversal. */
+const DOT_PART = /\/\.\.?(?:\/|$)/;
+
 export function checkPath(path: string): void {
-  if (!path.startsWith('/') || path.includes('//') || path.includes('\0') ||
-      path.split('/').some((part) => part === '.' || part === '..')) {
+  if (!path.startsWith('/') || path.includes('//') || path.includes('\0') || DOT_PART.test(path)) {
     throw new Error(`invalid storage path: ${JSON.stringify(path)}`);
   }
 }

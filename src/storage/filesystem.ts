@@ -19,7 +19,12 @@ export class FilesystemDriver implements StorageDriver {
   private readonly flushed = new Map<string, string>();
   private readonly walker = new FolderWalker();
 
-  constructor(private readonly root: string) {}
+  /** The root without a trailing separator: a checked path ("/…") is appended to it as it is. */
+  private readonly base: string;
+
+  constructor(private readonly root: string) {
+    this.base = join(root, '/').replace(/\/+$/, '');
+  }
 
   findFolders(path: string, marker: string, options?: { reuse?: boolean }): Promise<string[]> {
     return this.walker.find(this.full(path), marker, options);
@@ -35,8 +40,8 @@ export class FilesystemDriver implements StorageDriver {
   }
 
   private full(path: string): string {
-    checkPath(path);
-    return join(this.root, path);
+    checkPath(path); // absolute, with no empty, "." or ".." part: already normal
+    return this.base + path;
   }
 
   // Small reads use the callback API: fs/promises' readFile costs three times the CPU per call,
