@@ -31,7 +31,7 @@ describe('bin/berth, the installed command', () => {
   it('runs the registry itself (same PID) with the documented Node.js settings', async () => {
     const { argv, environ } = await served(LAUNCHER);
     assert.match(argv[0]!, /node$/);
-    assert.ok(argv.includes('--initial-old-space-size=64'), argv.join(' '));
+    assert.ok(argv.includes('--initial-old-space-size=128'), argv.join(' '));
     assert.match(argv[argv.indexOf('serve') - 1]!, /dist\/src\/cli\.js$/);
     assert.equal(environ.get('MALLOC_ARENA_MAX'), '2');
   });
@@ -40,14 +40,14 @@ describe('bin/berth, the installed command', () => {
     const link = join(tempDir('berth-link-'), 'berth');
     symlinkSync(LAUNCHER, link);
     const { argv } = await served(link);
-    assert.ok(argv.includes('--initial-old-space-size=64'), argv.join(' '));
+    assert.ok(argv.includes('--initial-old-space-size=128'), argv.join(' '));
   });
 
   it("keeps the operator's MALLOC_ARENA_MAX and Node.js flags (BERTH_NODE_OPTIONS)", async () => {
     const { argv, environ } = await served(LAUNCHER, { MALLOC_ARENA_MAX: '4', BERTH_NODE_OPTIONS: '--max-semi-space-size=4 --stack-trace-limit=20' });
     assert.equal(environ.get('MALLOC_ARENA_MAX'), '4');
     assert.ok(argv.includes('--max-semi-space-size=4') && argv.includes('--stack-trace-limit=20'), argv.join(' '));
-    assert.ok(!argv.includes('--initial-old-space-size=64'), argv.join(' '));
+    assert.ok(!argv.includes('--initial-old-space-size=128'), argv.join(' '));
     const plain = await served(LAUNCHER, { BERTH_NODE_OPTIONS: '' });
     assert.deepEqual(plain.argv.slice(1, 2).map((a) => a.endsWith('dist/src/cli.js')), [true], plain.argv.join(' '));
   });
