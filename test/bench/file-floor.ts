@@ -23,17 +23,22 @@ if (kind !== 'manifest' && kind !== 'blob') {
   process.exit(2);
 }
 
+/** Writes a whole file, flushing it with `sync` (fsync or fdatasync) when flushing is on. */
+function write(path: string, content: Buffer, sync?: (fd: number) => void): void {
+  const fd = openSync(path, 'w');
+  try {
+    writeSync(fd, content);
+    if (sync && flush) sync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Written to a temporary name, flushed when asked, then renamed: as Berth writes a small file. */
 function put(path: string, content: Buffer | string, durable: boolean): void {
   mkdirSync(dirname(path), { recursive: true });
   const temp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(temp, 'w');
-  try {
-    if (typeof content === 'string') writeSync(fd, content); else writeSync(fd, content);
-    if (durable && flush) fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+  write(temp, Buffer.from(content), durable ? fsyncSync : undefined);
   renameSync(temp, path);
 }
 
@@ -54,13 +59,7 @@ function blob(): void {
   const repo = join(root, 'repositories', 'small');
   const upload = join(repo, '_uploads', randomUUID());
   put(join(upload, 'startedat'), new Date().toISOString(), false);
-  const fd = openSync(join(upload, 'data'), 'w'); // the upload's data, flushed before it is moved
-  try {
-    writeSync(fd, content);
-    if (flush) fdatasyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+  write(join(upload, 'data'), content, fdatasyncSync); // the upload's data, flushed before it is moved
   const target = join(root, 'blobs/sha256', hex.slice(0, 2), hex, 'data');
   mkdirSync(dirname(target), { recursive: true });
   renameSync(join(upload, 'data'), target);
@@ -76,5 +75,6 @@ for (let i = 0; i < count; i++) {
 const seconds = (performance.now() - start) / 1000;
 const used = process.cpuUsage(cpu);
 const us = (v: number) => (v / count).toFixed(0);
-console.log(`${count} ${kind} pushes' files${flush ? '' : ' (nothing flushed)'}${process.argv[4] ? ` in ${root}` : ''}: ${(count / seconds).toFixed(0)} a second; ` +
+const where = process.argv[4] ? ` in ${root}` : '';
+console.log(`${count} ${kind} pushes' files${flush ? '' : ' (nothing flushed)'}${where}: ${(count / seconds).toFixed(0)} a second; ` +
   `CPU ${us(used.user + used.system)} µs each (user ${us(used.user)}, kernel ${us(used.system)})`);
